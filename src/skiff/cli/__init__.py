@@ -1,0 +1,1 @@
+"""The ``skiff`` command: one module per subcommand, no business logic here."""

@@ -5,6 +5,7 @@ The one place that maps the ``--store`` flag of every command to a backend.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from skiff.store.protocol import Store
@@ -16,8 +17,7 @@ async def open_store(url: str) -> Store:
     if url.startswith("sqlite://"):
         from skiff.store.sqlite import SqliteStore
 
-        path = Path(url.removeprefix("sqlite://")).expanduser()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path = await asyncio.to_thread(_prepare_path, url.removeprefix("sqlite://"))
         return await SqliteStore.open(path)
     if url.startswith("etcd://"):
         from skiff.store.etcd import EtcdStore
@@ -27,3 +27,9 @@ async def open_store(url: str) -> Store:
             raise ValueError(f"no etcd endpoints in {url!r}")
         return await EtcdStore.connect(endpoints)
     raise ValueError(f"unknown store URL {url!r}: expected one of {', '.join(SCHEMES)}")
+
+
+def _prepare_path(text: str) -> Path:
+    path = Path(text).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Union
 
 FROM_KEY = b"\0"
 
@@ -138,7 +137,7 @@ class Txn:
     failure: tuple[Op, ...] = ()
 
 
-Op = Union[Range, Put, DeleteRange, Txn]
+Op = Range | Put | DeleteRange | Txn
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +170,7 @@ class TxnResult:
     responses: tuple[OpResult, ...] = ()
 
 
-OpResult = Union[RangeResult, PutResult, DeleteResult, TxnResult]
+OpResult = RangeResult | PutResult | DeleteResult | TxnResult
 
 
 @dataclass(frozen=True, slots=True)

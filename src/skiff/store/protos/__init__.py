@@ -30,7 +30,7 @@ from types import ModuleType
 
 import grpc
 
-__all__ = ["EtcdProtos", "PROTO_ROOT", "load"]
+__all__ = ["PROTO_ROOT", "EtcdProtos", "load"]
 
 #: Directory that acts as the proto include root (contains ``etcd/...``).
 PROTO_ROOT: Path = Path(__file__).resolve().parent

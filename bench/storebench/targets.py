@@ -99,8 +99,8 @@ async def _facade(workdir: Path) -> AsyncIterator[RunningTarget]:
     with stdout, stderr:  # the child holds its own copies
         process = await asyncio.create_subprocess_exec(
             sys.executable,
-            "-c",
-            "import sys, skiff.cli.main as m; m.SUBCOMMANDS=('store',); sys.exit(m.main(sys.argv[1:]))",
+            "-m",
+            "skiff.cli.main",
             "--log-level",
             "WARNING",
             "store",

@@ -54,11 +54,17 @@ class Cell:
             "ops_per_s": round(self.ops_per_s, 1),
             "latency": self.latency.as_dict(),
             "bench_cpu_pct": round(self.cpu.bench_pct, 1),
-            "server_cpu_pct": None if self.cpu.server_pct is None else round(self.cpu.server_pct, 1),
+            "bench_loop_cpu_pct": round(self.cpu.bench_loop_pct, 1),
+            "server_cpu_pct": _rounded(self.cpu.server_pct),
+            "server_main_thread_cpu_pct": _rounded(self.cpu.server_main_pct),
             "errors": self.errors[:5],
             "error_count": len(self.errors),
             **self.extra,
         }
+
+
+def _rounded(pct: float | None) -> float | None:
+    return None if pct is None else round(pct, 1)
 
 
 def padded_value(head: bytes = b"") -> bytes:

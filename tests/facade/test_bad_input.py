@@ -19,7 +19,8 @@ import pytest
 import pytest_asyncio
 from facade_harness import FacadeProcess, etcdctl
 
-from skiff.store.etcd_process import EtcdBinary, find_binaries
+from conftest import etcd_binary
+from skiff.store.etcd_process import EtcdBinary
 from skiff.store.protos import load
 from skiff.store.types import MAX_REQUEST_BYTES
 
@@ -31,10 +32,7 @@ rpc: Any = load().rpc_pb2
 
 @pytest.fixture
 def etcdctl351() -> EtcdBinary:
-    binaries = find_binaries()
-    if "3.5.1" not in binaries:
-        pytest.skip("etcdctl 3.5.1 is not installed")
-    return binaries["3.5.1"]
+    return etcd_binary("3.5.1")
 
 
 @pytest_asyncio.fixture

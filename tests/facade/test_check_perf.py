@@ -10,21 +10,19 @@ from pathlib import Path
 import pytest
 from facade_harness import FacadeProcess, etcdctl
 
-from skiff.store.etcd_process import find_binaries
+from conftest import etcd_binary
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 
 async def test_check_perf_small_load_passes(tmp_path: Path) -> None:
-    binaries = find_binaries()
-    if "3.5.1" not in binaries:
-        pytest.skip("etcdctl 3.5.1 is not installed")
+    binary = etcd_binary("3.5.1")
     facade = await FacadeProcess.start(tmp_path / "facade", peer_url="http://localhost:2380", token="etcd-cluster")
     try:
-        out = await etcdctl(binaries["3.5.1"], facade.endpoint, "check", "perf", "--load=s", deadline=180)
+        out = await etcdctl(binary, facade.endpoint, "check", "perf", "--load=s", deadline=180)
         # The data it wrote is gone again (check perf deletes its prefix).
         left = await etcdctl(
-            binaries["3.5.1"],
+            binary,
             facade.endpoint,
             "get",
             "/etcdctl-check-perf/",

@@ -31,7 +31,8 @@ import pytest
 import pytest_asyncio
 from facade_harness import ETCD_PROCESS_TOKEN, FacadeProcess, etcdctl, etcdctl_watch
 
-from skiff.store.etcd_process import EtcdBinary, EtcdMember, find_binaries
+from conftest import etcd_binary
+from skiff.store.etcd_process import EtcdBinary, EtcdMember
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -163,10 +164,7 @@ class Pair:
 @pytest_asyncio.fixture
 async def servers(tmp_path: Path) -> AsyncIterator[Pair]:
     """A fresh real etcd 3.5.1 and a fresh facade posing as the same member."""
-    binaries = find_binaries()
-    if "3.5.1" not in binaries:
-        pytest.skip("etcd 3.5.1 is not installed")
-    member = await EtcdMember.start(binaries["3.5.1"], tmp_path / "etcd")
+    member = await EtcdMember.start(etcd_binary("3.5.1"), tmp_path / "etcd")
     try:
         facade = await FacadeProcess.start(
             tmp_path / "facade", name="default", peer_url=member.peer_url, token=ETCD_PROCESS_TOKEN
@@ -181,10 +179,7 @@ async def servers(tmp_path: Path) -> AsyncIterator[Pair]:
 
 @pytest.mark.parametrize("etcdctl_version", ["3.5.1", "3.4.23"])
 async def test_etcdctl_script_matches_real_etcd(servers: Pair, etcdctl_version: str) -> None:
-    binaries = find_binaries()
-    if etcdctl_version not in binaries:
-        pytest.skip(f"etcdctl {etcdctl_version} is not installed")
-    client = binaries[etcdctl_version]
+    client = etcd_binary(etcdctl_version)
     expected = await run_script(client, servers.etcd.endpoint)
     got = await run_script(client, servers.facade.endpoint)
     for want, have in zip(expected, got, strict=True):

@@ -1,50 +1,33 @@
 """Maintenance rpcs through etcdctl: snapshot save, defrag, alarm list, endpoint status.
 
-Snapshot needs a store that can copy itself (``backup(path)``, see
-``facade_maintenance``).  ``BackedUpSqliteStore`` gives the real SqliteStore
-that ability with SQLite's online backup API, read from its own file, until
-the store offers it itself; the saved file must then be a SQLite database
-holding the keys written through the facade.
+Snapshot streams a copy made by the store's ``backup(path)`` (SQLite's online
+backup API, see ``facade_maintenance``); the saved file must be a SQLite
+database holding the keys written through the facade.
 """
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from pathlib import Path
 
 import pytest
 from facade_harness import etcdctl
 
-from skiff.store.etcd_process import EtcdBinary, find_binaries
+from conftest import etcd_binary
+from skiff.store.etcd_process import EtcdBinary
 from skiff.store.facade import FacadeServer
 from skiff.store.sqlite import SqliteStore
 
 pytestmark = pytest.mark.timeout(120)
 
 
-class BackedUpSqliteStore(SqliteStore):
-    db_path: Path
-
-    async def backup(self, path: Path) -> None:
-        def copy() -> None:
-            with sqlite3.connect(self.db_path) as source, sqlite3.connect(path) as target:
-                source.backup(target)
-
-        await asyncio.to_thread(copy)
-
-
 @pytest.fixture
 def etcdctl351() -> EtcdBinary:
-    binaries = find_binaries()
-    if "3.5.1" not in binaries:
-        pytest.skip("etcdctl 3.5.1 is not installed")
-    return binaries["3.5.1"]
+    return etcd_binary("3.5.1")
 
 
 async def test_snapshot_defrag_alarms_and_status(tmp_path: Path, etcdctl351: EtcdBinary) -> None:
-    store = await BackedUpSqliteStore.open(tmp_path / "skiff.db")
-    store.db_path = tmp_path / "skiff.db"
+    store = await SqliteStore.open(tmp_path / "skiff.db")
     server = FacadeServer(store)
     try:
         await server.start("127.0.0.1:0")

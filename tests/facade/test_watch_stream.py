@@ -23,7 +23,8 @@ import pytest
 import pytest_asyncio
 from facade_harness import ETCD_PROCESS_TOKEN, FacadeProcess
 
-from skiff.store.etcd_process import EtcdMember, find_binaries
+from conftest import etcd_binary
+from skiff.store.etcd_process import EtcdMember
 from skiff.store.protos import load
 
 pytestmark = pytest.mark.timeout(120)
@@ -108,10 +109,7 @@ async def converse(endpoint: str) -> list[str]:
 
 @pytest_asyncio.fixture
 async def etcd(tmp_path: Path) -> AsyncIterator[EtcdMember]:
-    binaries = find_binaries()
-    if "3.5.1" not in binaries:
-        pytest.skip("etcd 3.5.1 is not installed")
-    async with await EtcdMember.start(binaries["3.5.1"], tmp_path / "etcd") as member:
+    async with await EtcdMember.start(etcd_binary("3.5.1"), tmp_path / "etcd") as member:
         yield member
 
 

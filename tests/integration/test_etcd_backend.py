@@ -22,9 +22,10 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
+from conftest import etcd_binary
 from skiff.store.errors import Unavailable
 from skiff.store.etcd import EtcdStore
-from skiff.store.etcd_process import EtcdBinary, EtcdMember, find_binaries, start_cluster, stop_all
+from skiff.store.etcd_process import EtcdBinary, EtcdMember, start_cluster, stop_all
 from skiff.store.protocol import Watcher
 from skiff.store.types import Event, EventType, KeyValue, Put, Range, prefix_end
 
@@ -34,10 +35,7 @@ VERSION = "3.5.1"
 
 @pytest.fixture
 def binary() -> EtcdBinary:
-    binaries = find_binaries()
-    if VERSION not in binaries:
-        pytest.skip(f"etcd {VERSION} is not installed (found {sorted(binaries)})")
-    return binaries[VERSION]
+    return etcd_binary(VERSION)
 
 
 @pytest_asyncio.fixture
@@ -128,7 +126,6 @@ async def test_every_member_gone_is_unavailable(binary: EtcdBinary, tmp_path: Pa
 
 
 async def test_tls_with_client_certs(binary: EtcdBinary, tmp_path: Path) -> None:
-    pytest.importorskip("cryptography")
     from tls_certs import make_tls_files
 
     tls = make_tls_files(tmp_path)

@@ -19,8 +19,8 @@ acknowledged write sees it (linearizable); a read's header revision and its
 rows come from the same WAL snapshot.  Readers never block the writer.
 
 Space: compaction deletes superseded versions and tombstones at or below the
-compact revision, then runs ``PRAGMA incremental_vacuum`` in the same write
-transaction (the file is created with ``auto_vacuum = INCREMENTAL``), so
+compact revision, then runs ``PRAGMA incremental_vacuum`` right after that write
+commits (the file is created with ``auto_vacuum = INCREMENTAL``), so
 ``db_size_in_use`` drops at once and the file shrinks at the next WAL
 checkpoint.  The quota and its NOSPACE alarm are described in
 ``sqlite_writer``.
@@ -335,6 +335,35 @@ class SqliteStore(ConditionalWrites):
         revision, compact_revision, size, in_use = await self._read(read)
         alarms = ("NOSPACE",) if self._writer.nospace else ()
         return StoreStatus(revision, compact_revision, size, in_use, self._writer.quota_bytes, alarms)
+
+    async def backup(self, path: Path) -> None:
+        """Write a consistent copy of the database to ``path`` (answers etcd's Snapshot).
+
+        SQLite's online backup API copies one read snapshot while writes go on.
+        """
+
+        def copy() -> None:
+            dest = sqlite3.connect(path)
+            try:
+                self._reader_conn().backup(dest)
+            finally:
+                dest.close()
+
+        self._check_open()
+        await self._loop.run_in_executor(self._readers, copy)
+
+    async def defragment(self) -> None:
+        """Give freed pages back to the file system (answers etcd's Defragment).
+
+        Compaction already vacuums freed pages into the WAL; a truncating
+        checkpoint moves them into the main file and shrinks both files.
+        """
+
+        def checkpoint() -> None:
+            self._reader_conn().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+
+        self._check_open()
+        await self._loop.run_in_executor(self._readers, checkpoint)
 
     async def close(self) -> None:
         """Stop lease expiry, end every watcher's iteration, finish queued writes, close files."""

@@ -116,6 +116,7 @@ class SqliteWriter:
         self._next_id: int = (conn.execute("SELECT max(id) FROM log").fetchone()[0] or 0) + 1
         self.size_bytes = page_usage(conn)[0]
         self.nospace = False
+        self._vacuum_pending = False
         self._group_cost = 0
         self._events: list[Event] = []
         self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
@@ -205,8 +206,26 @@ class SqliteWriter:
             return
         self._events = []
         self._group_cost = 0
+        if self._vacuum_pending:
+            self._vacuum()
         self.size_bytes = page_usage(conn)[0]
         self._hand_back(outcomes, published)
+
+    def _vacuum(self) -> None:
+        """After a compaction's commit: give its freed pages back (auto_vacuum = INCREMENTAL).
+
+        Python's sqlite3 steps a row-less PRAGMA once, which frees a single
+        page; executescript runs it to completion, in its own transaction.
+        """
+        self._vacuum_pending = False
+        try:
+            self._conn.executescript("PRAGMA incremental_vacuum")
+        except sqlite3.Error as err:  # the compaction itself is committed; space comes back next time
+            log.warning("sqlite store: incremental vacuum failed: %s", err)
+            return
+        if self.nospace and page_usage(self._conn)[0] < self.quota_bytes:
+            log.warning("sqlite store: database back under quota after compaction: NOSPACE alarm cleared")
+            self.nospace = False
 
     def _fail_group(self, batch: list[Job], err: BaseException) -> None:
         """Nothing of ``batch`` happened: roll back what is open and fail every job."""
@@ -369,10 +388,7 @@ class SqliteWriter:
             {"old": self.compact_revision, "rev": revision},
         )
         self.compact_revision = revision
-        conn.execute("PRAGMA incremental_vacuum")
-        if self.nospace and page_usage(conn)[0] < self.quota_bytes:
-            log.warning("sqlite store: database back under quota after compaction: NOSPACE alarm cleared")
-            self.nospace = False
+        self._vacuum_pending = True
         return self.revision
 
     # -- jobs: leases ----------------------------------------------------------------

@@ -289,13 +289,19 @@ def profile_lines(results: dict[str, Any], markdown: bool = False) -> list[str]:
     return lines
 
 
+def _load(avg: Any) -> str:
+    return "/".join(f"{x:.1f}" for x in avg) if avg else "?"
+
+
 def write_outputs(results: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path, md_path = out_dir / "store.json", out_dir / "store.md"
     json_path.write_text(json.dumps(results, indent=2, default=str) + "\n")
     meta = results["meta"]
     md = [
-        f"Run {meta['started']} on {meta['machine']} — `{meta['command']}`",
+        f"Run {meta['started']} on {meta['machine']} — `{meta['command']}` — load average "
+        f"{_load(meta.get('load_avg_start'))} at start, {_load(meta.get('load_avg_end'))} at end "
+        "(a shared machine: other work ran alongside).",
         "",
         *(t.markdown() + "\n" for t in build_tables(results)),
         "Ratios against etcd 3.5.1:",

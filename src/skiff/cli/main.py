@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 #: Subcommand modules under skiff.cli, in the order --help lists them.
-SUBCOMMANDS = ("up", "store")
+SUBCOMMANDS = ("up", "apiserver", "store")
 
 
 def build_parser() -> argparse.ArgumentParser:

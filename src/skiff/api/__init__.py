@@ -1,0 +1,1 @@
+"""Wire-level helpers of the Kubernetes API: Status errors, selectors, patches, protobuf."""

@@ -1,0 +1,265 @@
+"""The HTTP application: one aiohttp app, one middleware, one dispatcher.
+
+Request path through ``ApiApp``:
+
+1. the middleware counts the request (metrics), authenticates it (client
+   cert, bearer token, or anonymous — anonymous only on the public-info
+   paths), authorizes it through the ``Authorizer`` seam, and turns every
+   ``ApiError`` into its Status response (exact bytes, ``application/json``);
+   any other exception is logged and answered 500 without a traceback;
+2. ``dispatch`` serves /version, health, /metrics, discovery, OpenAPI and the
+   self reviews, and hands resource paths to :mod:`resource_handlers`.
+
+Responses are JSON (orjson); request bodies over 3 MiB are 413; every
+response carries an ``Audit-Id``.  The plain-HTTP port (``--insecure-port``,
+loopback only) treats a request without valid credentials as the privileged
+``system:unsecured`` user, as kube-apiserver's old insecure port did —
+kubectl never sends credentials over http.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from skiff.api.status import ApiError, internal_error, path_not_found, too_large, unauthorized
+from skiff.apiserver import bodies, discovery, health, resource_handlers, reviews
+from skiff.apiserver.auth import (
+    AUTHENTICATED_GROUP,
+    AllowAuthenticated,
+    Attributes,
+    Authenticator,
+    Authorizer,
+    UserInfo,
+    forbidden_message,
+    is_public_path,
+)
+from skiff.apiserver.metrics import MUTATING, ApiMetrics, labels_of
+from skiff.apiserver.negotiation import aggregated_discovery_content_type, aggregated_discovery_version, body_media_type
+from skiff.apiserver.openapi import V2_PROTOBUF_CONTENT_TYPE, OpenApiV3, v2_json, v2_protobuf
+from skiff.apiserver.request_info import RequestInfo, parse_resource_path
+from skiff.apiserver.served import ServedResources
+
+log = logging.getLogger(__name__)
+
+UNSECURED = UserInfo("system:unsecured", groups=("system:masters", AUTHENTICATED_GROUP))
+OPENAPI_TITLE = "Kubernetes"
+
+_USER_KEY = "skiff_user"
+_INFO_KEY = "skiff_request_info"
+
+
+def _json(obj: Any, status: int = 200, content_type: str = "application/json") -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(obj), headers={"Content-Type": content_type})
+
+
+def error_response(err: ApiError) -> web.Response:
+    response = web.Response(status=err.code, body=err.body(), headers={"Content-Type": "application/json"})
+    for key, value in err.headers.items():
+        response.headers[key] = value
+    return response
+
+
+@dataclass
+class ApiApp:
+    """Everything the HTTP layer serves from; ``build()`` makes the aiohttp Application."""
+
+    served: ServedResources
+    authenticator: Authenticator = field(default_factory=Authenticator)
+    authorizer: Authorizer = field(default_factory=AllowAuthenticated)
+    field_checker: bodies.FieldChecker = field(default_factory=bodies.ObjectMetaFieldChecker)
+    metrics: ApiMetrics = field(default_factory=ApiMetrics)
+    livez_checks: Mapping[str, health.Check] = field(default_factory=dict)
+    readyz_checks: Mapping[str, health.Check] = field(default_factory=dict)
+    #: host:port clients reach us at (APIVersions.serverAddressByClientCIDRs).
+    server_address: str = ""
+    _cache: dict[Any, Any] = field(default_factory=dict)
+
+    def build(self) -> web.Application:
+        app = web.Application(client_max_size=bodies.MAX_REQUEST_BODY_BYTES, middlewares=[self._middleware])
+        app.router.add_route("*", "/{tail:.*}", self.dispatch)
+        return app
+
+    # -- middleware ----------------------------------------------------------------------------
+    @web.middleware
+    async def _middleware(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        started = time.monotonic()
+        ri = parse_resource_path(request.method, request.path, request.query.get("watch"))
+        request[_INFO_KEY] = ri
+        labels = labels_of(ri, request.method)
+        kind = "mutating" if ri is not None and ri.verb in MUTATING else "readOnly"
+        long_running = ri is not None and ri.verb == "watch"
+        self.metrics.inflight.labels(kind).inc()
+        if long_running:
+            self.metrics.longrunning.labels(**labels).inc()
+        code = 500
+        try:
+            try:
+                self._authenticate_and_authorize(request, ri)
+                response = await handler(request)
+            except web.HTTPRequestEntityTooLarge:
+                response = error_response(
+                    too_large(f"Request entity too large: limit is {bodies.MAX_REQUEST_BODY_BYTES}")
+                )
+            except ApiError as err:
+                response = error_response(err)
+            except (ConnectionResetError, web.HTTPException):
+                raise
+            except Exception as err:
+                log.exception("%s %s failed", request.method, request.path_qs)
+                response = error_response(internal_error(f"{type(err).__name__} while serving {request.method}"))
+            code = response.status
+            if not response.prepared:
+                response.headers.setdefault("Audit-Id", str(uuid.uuid4()))
+            return response
+        finally:
+            self.metrics.inflight.labels(kind).dec()
+            if long_running:
+                self.metrics.longrunning.labels(**labels).dec()
+            else:
+                self.metrics.latency.labels(**labels).observe(time.monotonic() - started)
+            self.metrics.requests.labels(**labels, component="apiserver", code=str(code)).inc()
+
+    def _authenticate_and_authorize(self, request: web.Request, ri: RequestInfo | None) -> None:
+        authorization = request.headers.get("Authorization")
+        if request.secure:
+            peercert = request.transport.get_extra_info("peercert") if request.transport else None
+            user = self.authenticator.authenticate(peercert, authorization)
+        else:
+            user = self.authenticator.authenticate(None, authorization) if authorization else UNSECURED
+            user = user or UNSECURED
+        if user is None:
+            raise unauthorized()
+        request[_USER_KEY] = user
+        if is_public_path(request.path):
+            return
+        if user.anonymous:
+            raise unauthorized()
+        attributes = _attributes(request, ri)
+        allowed, reason = self.authorizer.authorize(user, attributes)
+        if not allowed:
+            raise ApiError(403, "Forbidden", forbidden_message(user, attributes, reason))
+
+    # -- dispatch ------------------------------------------------------------------------------
+    async def dispatch(self, request: web.Request) -> web.StreamResponse:
+        path = request.path.rstrip("/") or "/"
+        ri: RequestInfo | None = request[_INFO_KEY]
+        if ri is not None:
+            if ri.verb == "create" and (ri.group, ri.resource) in reviews.REVIEWS and not ri.name:
+                return await self._review(request, ri)
+            served = self.served.find(ri.group, ri.version, ri.resource)
+            if served is None:
+                raise path_not_found()
+            call = resource_handlers.Call(request, ri, served, self.field_checker)
+            return await resource_handlers.handle(call)
+        if request.method not in ("GET", "HEAD"):
+            raise path_not_found()
+        if path == "/version":
+            return _json(health.version_info())
+        for endpoint in ("/healthz", "/livez", "/readyz"):
+            if path == endpoint or path.startswith(endpoint + "/"):
+                return await self._health(request, endpoint, path)
+        if path == "/metrics":
+            return web.Response(body=self.metrics.exposition(), headers={"Content-Type": "text/plain; version=0.0.4"})
+        if path.startswith("/openapi/"):
+            return self._openapi(request, path)
+        return self._discovery(request, path)
+
+    async def _health(self, request: web.Request, endpoint: str, path: str) -> web.Response:
+        checks = self.readyz_checks if endpoint == "/readyz" else self.livez_checks
+        only = path[len(endpoint) + 1 :]
+        verbose = "verbose" in request.query
+        status, text = await health.run_checks(
+            endpoint.lstrip("/"), checks, only, verbose, request.query.getall("exclude", [])
+        )
+        return web.Response(status=status, text=text, content_type="text/plain")
+
+    def _discovery(self, request: web.Request, path: str) -> web.Response:
+        parts = [p for p in path.split("/") if p]
+        accept = request.headers.get("Accept")
+        if parts in (["api"], ["apis"]):
+            agg = aggregated_discovery_version(accept)
+            core = parts == ["api"]
+            if agg is not None:
+                wanted = agg
+                doc = self._cached(
+                    ("aggregated", core, wanted),
+                    lambda: discovery.aggregated_discovery(self.served.infos(), core=core, version=wanted),
+                )
+                return _json(doc, content_type=aggregated_discovery_content_type(wanted))
+            if core:
+                return _json(discovery.api_versions(self.server_address))
+            return _json(self._cached(("groups",), lambda: discovery.api_group_list(self.served.infos())))
+        if (len(parts) == 2 and parts[0] == "api") or (len(parts) == 3 and parts[0] == "apis"):
+            group, version = ("", parts[1]) if parts[0] == "api" else (parts[1], parts[2])
+            infos = self.served.in_group_version(group, version)
+            if not infos:
+                raise path_not_found()
+            gv = f"{group}/{version}" if group else version
+            return _json(self._cached(("resources", gv), lambda: discovery.api_resource_list(gv, infos)))
+        if len(parts) == 2 and parts[0] == "apis":
+            groups = discovery.api_group_list(self.served.infos())["groups"]
+            match = next((g for g in groups if g["name"] == parts[1]), None)
+            if match is None:
+                raise path_not_found()
+            return _json({"kind": "APIGroup", "apiVersion": "v1", **match})
+        raise path_not_found()
+
+    def _openapi(self, request: web.Request, path: str) -> web.Response:
+        version = health.GIT_VERSION
+        if path == "/openapi/v2":
+            if "protobuf" in (request.headers.get("Accept") or ""):
+                body = v2_protobuf(OPENAPI_TITLE, version)
+                return web.Response(body=body, headers={"Content-Type": V2_PROTOBUF_CONTENT_TYPE})
+            return _json(v2_json(OPENAPI_TITLE, version))
+        v3: OpenApiV3 = self._cached(("openapi-v3",), lambda: OpenApiV3(OPENAPI_TITLE, version, self.served.infos()))
+        if path == "/openapi/v3":
+            return web.Response(body=v3.index, headers={"Content-Type": "application/json"})
+        document = v3.documents.get(path.removeprefix("/openapi/v3/"))
+        if document is None:
+            raise path_not_found()
+        return web.Response(body=document, headers={"Content-Type": "application/json"})
+
+    def _cached(self, key: tuple[Any, ...], make: Callable[[], Any]) -> Any:
+        full = (self.served.generation, *key)
+        if full not in self._cache:
+            if len(self._cache) > 256:
+                self._cache.clear()
+            self._cache[full] = make()
+        return self._cache[full]
+
+    async def _review(self, request: web.Request, ri: RequestInfo) -> web.Response:
+        body = await request.read()
+        bodies.check_size(body)
+        obj: dict[str, Any] = {}
+        if body.strip():
+            obj, _ = bodies.decode_object(body, body_media_type(request.headers.get("Content-Type")))
+        user: UserInfo = request[_USER_KEY]
+        answer = reviews.review(ri.resource, ri.version, ri.namespace, obj, user, self.authenticator, self.authorizer)
+        return _json(answer, 201)
+
+
+def _attributes(request: web.Request, ri: RequestInfo | None) -> Attributes:
+    if ri is None:
+        verb = {"GET": "get", "HEAD": "get", "POST": "post", "PUT": "put", "PATCH": "patch", "DELETE": "delete"}
+        return Attributes(verb=verb.get(request.method, request.method.lower()), path=request.path)
+    return Attributes(
+        verb=ri.verb,
+        path=request.path,
+        resource_request=True,
+        namespace=ri.namespace,
+        api_group=ri.group,
+        api_version=ri.version,
+        resource=ri.resource,
+        subresource=ri.subresource,
+        name=ri.name,
+    )

@@ -1,0 +1,210 @@
+"""Who is asking (authentication) and may they (the authorizer seam).
+
+Authentication, as kube-apiserver's union authenticator:
+
+1. a TLS client certificate verified against the cluster CA (the TLS layer
+   verifies it; an invalid one fails the handshake): CN → user name, each O →
+   a group;
+2. ``Authorization: Bearer <token>`` looked up in the static token file
+   (``--token-auth-file``: CSV ``token,user,uid,"group1,group2"``);
+3. otherwise anonymous (``system:anonymous`` in ``system:unauthenticated``),
+   which is allowed only on the public-info paths that upstream's
+   ``system:public-info-viewer`` role grants: /version, /healthz, /livez,
+   /readyz (and their sub-checks).  Anything else is 401.
+
+Authenticated users also get ``system:authenticated``, as upstream adds.
+
+Authorization goes through one ``Authorizer``.  Today's ``AllowAuthenticated``
+allows every authenticated user; RBAC (issue F) replaces it behind the same
+protocol, and SelfSubjectAccessReview asks the same object.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+ANONYMOUS_USER = "system:anonymous"
+UNAUTHENTICATED_GROUP = "system:unauthenticated"
+AUTHENTICATED_GROUP = "system:authenticated"
+
+#: Paths anonymous users may read (system:public-info-viewer).
+PUBLIC_PATHS = ("/version", "/healthz", "/livez", "/readyz")
+
+
+@dataclass(frozen=True, slots=True)
+class UserInfo:
+    name: str
+    uid: str = ""
+    groups: tuple[str, ...] = ()
+    extra: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def anonymous(self) -> bool:
+        return self.name == ANONYMOUS_USER
+
+    def to_user_info(self) -> dict[str, Any]:
+        """authentication.k8s.io/v1 UserInfo, as SelfSubjectReview returns it."""
+        out: dict[str, Any] = {"username": self.name}
+        if self.uid:
+            out["uid"] = self.uid
+        if self.groups:
+            out["groups"] = list(self.groups)
+        if self.extra:
+            out["extra"] = {k: list(v) for k, v in self.extra.items()}
+        return out
+
+
+ANONYMOUS = UserInfo(ANONYMOUS_USER, groups=(UNAUTHENTICATED_GROUP,))
+
+
+def is_public_path(path: str) -> bool:
+    return any(path == p or path.startswith(p + "/") for p in PUBLIC_PATHS)
+
+
+class TokenFileError(ValueError):
+    pass
+
+
+def load_token_file(path: Path) -> dict[str, UserInfo]:
+    """Parse a static token file (upstream's tokenfile format); raise TokenFileError on bad rows."""
+    return parse_token_file(path.read_text())
+
+
+def parse_token_file(text: str) -> dict[str, UserInfo]:
+    users: dict[str, UserInfo] = {}
+    for number, record in enumerate(csv.reader(io.StringIO(text)), start=1):
+        if not record or (len(record) == 1 and not record[0].strip()):
+            continue
+        if len(record) < 3:
+            raise TokenFileError(
+                f"token file line {number}: expected token,user,uid[,groups], got {len(record)} fields"
+            )
+        token, user, uid = (r.strip() for r in record[:3])
+        if not token:
+            raise TokenFileError(f"token file line {number}: empty token")
+        groups = tuple(g.strip() for g in record[3].split(",") if g.strip()) if len(record) > 3 else ()
+        users[token] = _with_authenticated(UserInfo(user, uid, groups))
+    return users
+
+
+def _with_authenticated(user: UserInfo) -> UserInfo:
+    if AUTHENTICATED_GROUP in user.groups:
+        return user
+    return UserInfo(user.name, user.uid, (*user.groups, AUTHENTICATED_GROUP), user.extra)
+
+
+def user_from_peercert(peercert: Mapping[str, Any] | None) -> UserInfo | None:
+    """The user of a verified client certificate (``ssl.SSLSocket.getpeercert()`` form)."""
+    if not peercert:
+        return None
+    name = ""
+    groups: list[str] = []
+    for rdn in peercert.get("subject", ()):
+        for key, value in rdn:
+            if key == "commonName":
+                name = value
+            elif key == "organizationName":
+                groups.append(value)
+    if not name:
+        return None
+    return _with_authenticated(UserInfo(name, groups=tuple(groups)))
+
+
+@dataclass(frozen=True, slots=True)
+class Authenticator:
+    tokens: Mapping[str, UserInfo] = field(default_factory=dict)
+
+    def authenticate(self, peercert: Mapping[str, Any] | None, authorization: str | None) -> UserInfo | None:
+        """The user, ANONYMOUS when no credentials were offered, None when offered credentials are bad."""
+        user = user_from_peercert(peercert)
+        if user is not None:
+            return user
+        if authorization:
+            scheme, _, token = authorization.strip().partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                return None
+            return self.tokens.get(token.strip())
+        return ANONYMOUS
+
+
+@dataclass(frozen=True, slots=True)
+class Attributes:
+    """What a request does (upstream authorizer.Attributes)."""
+
+    verb: str
+    path: str = ""
+    resource_request: bool = False
+    namespace: str = ""
+    api_group: str = ""
+    api_version: str = ""
+    resource: str = ""
+    subresource: str = ""
+    name: str = ""
+
+    @classmethod
+    def from_resource_attributes(cls, attrs: Mapping[str, Any]) -> Attributes:
+        """From a SubjectAccessReview's spec.resourceAttributes."""
+        return cls(
+            verb=str(attrs.get("verb", "")),
+            resource_request=True,
+            namespace=str(attrs.get("namespace", "")),
+            api_group=str(attrs.get("group", "")),
+            api_version=str(attrs.get("version", "")),
+            resource=str(attrs.get("resource", "")),
+            subresource=str(attrs.get("subresource", "")),
+            name=str(attrs.get("name", "")),
+        )
+
+    @classmethod
+    def from_non_resource_attributes(cls, attrs: Mapping[str, Any]) -> Attributes:
+        return cls(verb=str(attrs.get("verb", "")), path=str(attrs.get("path", "")))
+
+
+#: A SelfSubjectRulesReview answer: (resourceRules, nonResourceRules, incomplete).
+Rules = tuple[list[dict[str, Any]], list[dict[str, Any]], bool]
+
+
+class Authorizer(Protocol):
+    def authorize(self, user: UserInfo, attributes: Attributes) -> tuple[bool, str]:
+        """(allowed, reason); the reason is shown in Forbidden messages and access reviews."""
+        ...
+
+    def rules_for(self, user: UserInfo, namespace: str) -> Rules:
+        """What ``user`` may do in ``namespace`` (SelfSubjectRulesReview, ``kubectl auth can-i --list``)."""
+        ...
+
+
+class AllowAuthenticated:
+    """Every authenticated user may do everything (until RBAC)."""
+
+    def authorize(self, user: UserInfo, attributes: Attributes) -> tuple[bool, str]:
+        if AUTHENTICATED_GROUP in user.groups:
+            return True, "skiff: every authenticated user is allowed"
+        return False, "skiff: anonymous requests are not allowed"
+
+    def rules_for(self, user: UserInfo, namespace: str) -> Rules:
+        if AUTHENTICATED_GROUP not in user.groups:
+            return [], [], False
+        return (
+            [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
+            [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
+            False,
+        )
+
+
+def forbidden_message(user: UserInfo, attributes: Attributes, reason: str) -> str:
+    """Upstream's Forbidden wording: ``User "u" cannot list resource "pods" in API group "" ...``."""
+    if attributes.resource_request:
+        resource = attributes.resource + (f"/{attributes.subresource}" if attributes.subresource else "")
+        text = (
+            f'User "{user.name}" cannot {attributes.verb} resource "{resource}" in API group "{attributes.api_group}"'
+        )
+        text += f' in the namespace "{attributes.namespace}"' if attributes.namespace else " at the cluster scope"
+    else:
+        text = f'User "{user.name}" cannot {attributes.verb} path "{attributes.path}"'
+    return f"{text}: {reason}" if reason else text

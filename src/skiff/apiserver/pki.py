@@ -1,0 +1,224 @@
+"""The cluster's certificates: a CA, the API server's serving cert, an admin client cert.
+
+Made on first start in ``DATA_DIR/pki/`` and reused afterwards (a restart keeps
+every kubeconfig valid).  Leaf certificates are re-issued from the same CA when
+they are missing, expire within a day, or lack a requested SAN; the CA is made
+once.  ECDSA P-256 keys: Go, OpenSSL and Python all accept them and they are
+quick to make.
+
+Names follow kubeadm/kind: the serving cert covers 127.0.0.1, ::1, localhost
+and the in-cluster ``kubernetes.default.svc...`` names; the admin cert is
+``CN=kubernetes-admin, O=system:masters`` (user and group, as client-cert
+authentication maps them).
+
+Blocking (file I/O, key generation): call through ``asyncio.to_thread``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+ADMIN_USER = "kubernetes-admin"
+ADMIN_GROUP = "system:masters"
+
+DEFAULT_HOSTS = (
+    "127.0.0.1",
+    "::1",
+    "localhost",
+    "kubernetes",
+    "kubernetes.default",
+    "kubernetes.default.svc",
+    "kubernetes.default.svc.cluster.local",
+)
+
+_CA_DAYS = 3650
+_LEAF_DAYS = 365
+_RENEW_BEFORE = datetime.timedelta(days=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Pki:
+    """Paths of the PEM files in ``directory``."""
+
+    directory: Path
+
+    @property
+    def ca_cert(self) -> Path:
+        return self.directory / "ca.crt"
+
+    @property
+    def ca_key(self) -> Path:
+        return self.directory / "ca.key"
+
+    @property
+    def serving_cert(self) -> Path:
+        return self.directory / "apiserver.crt"
+
+    @property
+    def serving_key(self) -> Path:
+        return self.directory / "apiserver.key"
+
+    @property
+    def admin_cert(self) -> Path:
+        return self.directory / "admin.crt"
+
+    @property
+    def admin_key(self) -> Path:
+        return self.directory / "admin.key"
+
+
+def ensure_pki(data_dir: Path, hosts: Sequence[str] = ()) -> Pki:
+    """Create what is missing or due in ``data_dir/pki`` and return its paths."""
+    pki = Pki(data_dir / "pki")
+    pki.directory.mkdir(parents=True, exist_ok=True)
+    if not (pki.ca_cert.exists() and pki.ca_key.exists()):
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "skiff-ca")])
+        cert = (
+            _builder(name, name, key.public_key(), _CA_DAYS)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .sign(key, hashes.SHA256())
+        )
+        _write_pair(pki.ca_cert, pki.ca_key, cert, key)
+    ca_cert = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
+    ca_key = serialization.load_pem_private_key(pki.ca_key.read_bytes(), password=None)
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise ValueError(f"{pki.ca_key}: expected an EC private key")
+    wanted_hosts = list(dict.fromkeys([*DEFAULT_HOSTS, *hosts]))
+    if _needs_issue(pki.serving_cert, wanted_hosts):
+        _issue(pki.serving_cert, pki.serving_key, ca_cert, ca_key, "kube-apiserver", [], wanted_hosts, server=True)
+    if _needs_issue(pki.admin_cert, []):
+        _issue(pki.admin_cert, pki.admin_key, ca_cert, ca_key, ADMIN_USER, [ADMIN_GROUP], [], server=False)
+    return pki
+
+
+def _builder(
+    subject: x509.Name, issuer: x509.Name, public_key: ec.EllipticCurvePublicKey, days: int
+) -> x509.CertificateBuilder:
+    now = datetime.datetime.now(datetime.UTC)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=days))
+    )
+
+
+def _needs_issue(cert_path: Path, hosts: Sequence[str]) -> bool:
+    key_path = cert_path.with_suffix(".key")
+    if not (cert_path.exists() and key_path.exists()):
+        return True
+    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    if cert.not_valid_after_utc - _RENEW_BEFORE < datetime.datetime.now(datetime.UTC):
+        return True
+    if not hosts:
+        return False
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return True
+    present = {str(v) for v in san.get_values_for_type(x509.IPAddress)} | set(san.get_values_for_type(x509.DNSName))
+    return any(_normal_host(h) not in present for h in hosts)
+
+
+def _normal_host(host: str) -> str:
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return host
+
+
+def _issue(
+    cert_path: Path,
+    key_path: Path,
+    ca_cert: x509.Certificate,
+    ca_key: ec.EllipticCurvePrivateKey,
+    common_name: str,
+    organizations: Sequence[str],
+    hosts: Sequence[str],
+    *,
+    server: bool,
+) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations]
+    subject = x509.Name([*attrs, x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
+    builder = (
+        _builder(subject, ca_cert.subject, key.public_key(), _LEAF_DAYS)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=True,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+            critical=False,
+        )
+    )
+    if hosts:
+        names: list[x509.GeneralName] = []
+        for host in hosts:
+            try:
+                names.append(x509.IPAddress(ipaddress.ip_address(host)))
+            except ValueError:
+                names.append(x509.DNSName(host))
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    _write_pair(cert_path, key_path, builder.sign(ca_key, hashes.SHA256()), key)
+
+
+def _write_pair(cert_path: Path, key_path: Path, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> None:
+    """Write key (0600) then cert, each atomically (write a temp file, rename)."""
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    _write_atomic(key_path, key_pem, 0o600)
+    _write_atomic(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+
+
+def _write_atomic(path: Path, data: bytes, mode: int) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

@@ -1,0 +1,192 @@
+"""The running API server: store, registries, watch caches, TLS listener, compaction.
+
+``ApiServer.start()``:
+
+1. makes (or reuses) the cluster PKI in the data dir;
+2. opens the store from its URL, unless one is handed in (``skiff up`` shares
+   its store with the etcd facade);
+3. builds one ``WatchCache`` and one ``GenericRegistry`` per row of the
+   resource table and waits for every cache's first list;
+4. listens with TLS (client certificates optional, verified against the CA;
+   ALPN offers HTTP/1.1 only) and, if asked, on a loopback-only plain port;
+5. runs periodic compaction like kube-apiserver's --etcd-compaction-interval.
+
+``stop()`` stops listening, closes the watch caches (open watches end
+cleanly), lets in-flight requests finish, stops compaction and closes the
+store if it opened it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import socket
+import ssl
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiohttp import web
+
+from skiff.apiserver import pki as pki_mod
+from skiff.apiserver.app import ApiApp
+from skiff.apiserver.auth import Authenticator, load_token_file
+from skiff.apiserver.served import ServedResources
+from skiff.registry.resource import ResourceInfo
+from skiff.registry.watch_cache import WatchCache
+from skiff.store.compactor import DEFAULT_INTERVAL_S, compact_periodically
+from skiff.store.errors import StoreError
+from skiff.store.protocol import Store
+
+log = logging.getLogger(__name__)
+
+#: How long stop() lets in-flight requests finish.
+SHUTDOWN_GRACE_S = 5.0
+#: kube-apiserver's conventional secure port.
+DEFAULT_SECURE_PORT = 6443
+
+
+@dataclass(frozen=True)
+class ApiServerConfig:
+    store_url: str
+    data_dir: Path
+    bind_address: str = "127.0.0.1"
+    secure_port: int = DEFAULT_SECURE_PORT
+    insecure_port: int | None = None
+    token_auth_file: Path | None = None
+    compaction_interval_s: float = DEFAULT_INTERVAL_S
+    #: Extra names/IPs for the serving certificate.
+    extra_sans: tuple[str, ...] = ()
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def tls_context(paths: pki_mod.Pki) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(paths.ca_cert))
+    ctx.load_cert_chain(str(paths.serving_cert), str(paths.serving_key))
+    ctx.verify_mode = ssl.CERT_OPTIONAL  # a client cert is one way to authenticate, not required
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family, backlog=1024, reuse_port=False)
+
+
+@dataclass
+class ApiServer:
+    config: ApiServerConfig
+    store: Store | None = None
+    served: ServedResources = field(default_factory=ServedResources)
+    pki: pki_mod.Pki | None = None
+    secure_address: tuple[str, int] | None = None
+    insecure_address: tuple[str, int] | None = None
+    #: The resource table to serve; None means the built-in table (skiff.registry.builtin.BUILTIN).
+    table: Sequence[ResourceInfo] | None = None
+    _own_store: bool = False
+    _caches: list[WatchCache] = field(default_factory=list)
+    _runner: web.AppRunner | None = None
+    _sites: list[web.BaseSite] = field(default_factory=list)
+    _compactor: asyncio.Task[None] | None = None
+
+    @property
+    def url(self) -> str:
+        assert self.secure_address is not None
+        host, port = self.secure_address
+        return f"https://{f'[{host}]' if ':' in host else host}:{port}"
+
+    async def start(self) -> None:
+        config = self.config
+        if config.insecure_port is not None and not is_loopback(config.bind_address):
+            # The insecure port always binds loopback; say so rather than surprise.
+            log.info("--insecure-port listens on 127.0.0.1 only")
+        hosts = (config.bind_address, *config.extra_sans) if config.bind_address not in ("0.0.0.0", "::") else ()
+        self.pki = await asyncio.to_thread(pki_mod.ensure_pki, config.data_dir, hosts)
+        tokens = await asyncio.to_thread(load_token_file, config.token_auth_file) if config.token_auth_file else {}
+        if self.store is None:
+            from skiff.store.open import open_store
+
+            self.store = await open_store(config.store_url)
+            self._own_store = True
+        await self._build_resources(self.store)
+        app = ApiApp(
+            self.served,
+            authenticator=Authenticator(tokens),
+            livez_checks={"ping": _ok, "etcd": self._store_check},
+            readyz_checks={"ping": _ok, "etcd": self._store_check, "watch-caches": self._caches_check},
+        )
+        self._runner = web.AppRunner(
+            app.build(), handler_cancellation=True, access_log=None, shutdown_timeout=SHUTDOWN_GRACE_S
+        )
+        await self._runner.setup()
+        secure_sock = _listen(config.bind_address, config.secure_port)
+        self.secure_address = secure_sock.getsockname()[:2]
+        app.server_address = f"{self.secure_address[0]}:{self.secure_address[1]}"
+        await self._add_site(web.SockSite(self._runner, secure_sock, ssl_context=tls_context(self.pki)))
+        if config.insecure_port is not None:
+            plain_sock = _listen("127.0.0.1", config.insecure_port)
+            self.insecure_address = plain_sock.getsockname()[:2]
+            await self._add_site(web.SockSite(self._runner, plain_sock))
+        if config.compaction_interval_s > 0:
+            self._compactor = asyncio.create_task(compact_periodically(self.store, config.compaction_interval_s))
+
+    async def _add_site(self, site: web.BaseSite) -> None:
+        await site.start()
+        self._sites.append(site)
+
+    async def _build_resources(self, store: Store) -> None:
+        from skiff.registry.generic import GenericRegistry
+
+        table = self.table
+        if table is None:
+            from skiff.registry.builtin import BUILTIN
+
+            table = BUILTIN
+        for info in table:
+            cache = WatchCache(store, info)
+            self._caches.append(cache)
+            self.served.add(info, GenericRegistry(store, info, cache))
+        await asyncio.gather(*(cache.start() for cache in self._caches))
+
+    async def _store_check(self) -> str | None:
+        if self.store is None:
+            return "no store"
+        try:
+            async with asyncio.timeout(2):
+                await self.store.status()
+        except (StoreError, TimeoutError, OSError) as err:
+            return f"store unavailable: {err or type(err).__name__}"
+        return None
+
+    async def _caches_check(self) -> str | None:
+        waiting = [c.info.plural for c in self._caches if not c.ready]
+        return f"watch caches not ready: {', '.join(waiting)}" if waiting else None
+
+    async def stop(self) -> None:
+        for site in self._sites:
+            await site.stop()
+        for cache in self._caches:
+            await cache.stop()
+        if self._runner is not None:
+            await self._runner.shutdown()
+            await self._runner.cleanup()
+        if self._compactor is not None:
+            self._compactor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._compactor
+        if self._own_store and self.store is not None:
+            await self.store.close()
+
+
+async def _ok() -> str | None:
+    return None

@@ -1,0 +1,130 @@
+"""``skiff apiserver``: the Kubernetes API over a Store.
+
+Serves until SIGTERM or SIGINT, then stops listening, ends open watches,
+closes the store and exits 0.  Once listening it prints one line to stdout
+naming the bound address (``--secure-port 0`` picks a free port), and another
+for the plain port when ``--insecure-port`` is given; logs go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from skiff.store.compactor import DEFAULT_INTERVAL_S
+
+
+@dataclass(frozen=True)
+class ApiServerFlags:
+    store: str
+    data_dir: Path
+    bind_address: str
+    secure_port: int
+    insecure_port: int | None
+    token_auth_file: Path | None
+    compaction_interval_s: float
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> ApiServerFlags:
+        return cls(
+            store=args.store or f"sqlite://{Path(args.data_dir) / 'skiff.db'}",
+            data_dir=Path(args.data_dir),
+            bind_address=args.bind_address,
+            secure_port=args.secure_port,
+            insecure_port=args.insecure_port,
+            token_auth_file=Path(args.token_auth_file) if args.token_auth_file else None,
+            compaction_interval_s=args.etcd_compaction_interval,
+        )
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "apiserver",
+        help="serve the Kubernetes API over a store",
+        description="Serve the Kubernetes API (HTTPS, certificates made in --data-dir) over a store.",
+    )
+    parser.add_argument("--data-dir", required=True, help="directory for certificates (and the default store)")
+    add_apiserver_flags(parser)
+    parser.add_argument(
+        "--store",
+        default=None,
+        help="sqlite://PATH or etcd://HOST:PORT[,HOST:PORT...] (default: sqlite://DATA_DIR/skiff.db)",
+    )
+    parser.set_defaults(func=run)
+
+
+def add_apiserver_flags(parser: argparse.ArgumentParser, secure_port_flag: str = "--secure-port") -> None:
+    """Flags shared by ``apiserver`` and ``up`` (``up`` calls the port ``--api-port``)."""
+    from skiff.apiserver.server import DEFAULT_SECURE_PORT
+
+    parser.add_argument("--bind-address", default="127.0.0.1", help="address to serve HTTPS on (default 127.0.0.1)")
+    parser.add_argument(
+        secure_port_flag,
+        dest="secure_port",
+        type=int,
+        default=DEFAULT_SECURE_PORT,
+        help=f"HTTPS port; 0 picks a free one (default {DEFAULT_SECURE_PORT})",
+    )
+    parser.add_argument(
+        "--insecure-port",
+        type=int,
+        default=None,
+        help="also serve plain HTTP on 127.0.0.1:PORT without authentication, for local experiments (default off)",
+    )
+    parser.add_argument(
+        "--token-auth-file", default=None, help='static bearer tokens, CSV lines: token,user,uid,"group1,group2"'
+    )
+    parser.add_argument(
+        "--etcd-compaction-interval",
+        type=float,
+        default=DEFAULT_INTERVAL_S,
+        help=f"seconds between store compactions, as kube-apiserver's; 0 disables (default {DEFAULT_INTERVAL_S:g})",
+    )
+
+
+async def run(args: argparse.Namespace) -> int:
+    from skiff.apiserver.server import ApiServer, ApiServerConfig
+
+    flags = ApiServerFlags.from_args(args)
+    config = ApiServerConfig(
+        store_url=flags.store,
+        data_dir=flags.data_dir,
+        bind_address=flags.bind_address,
+        secure_port=flags.secure_port,
+        insecure_port=flags.insecure_port,
+        token_auth_file=flags.token_auth_file,
+        compaction_interval_s=flags.compaction_interval_s,
+    )
+    return await serve_until_signalled(ApiServer(config), "skiff apiserver")
+
+
+async def serve_until_signalled(server: Any, name: str, on_started: Any = None) -> int:
+    """Start ``server``, announce it, wait for SIGTERM/SIGINT, stop it; 0 on a clean stop."""
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    try:
+        try:
+            await server.start()
+        except (OSError, ValueError) as err:
+            print(f"{name}: cannot start: {err}", file=sys.stderr)
+            await server.stop()
+            return 1
+        print(f"{name} serving the Kubernetes API on {server.url} (data: {server.config.data_dir})", flush=True)
+        if server.insecure_address is not None:
+            host, port = server.insecure_address
+            print(f"{name} serving plain HTTP without authentication on http://{host}:{port}", flush=True)
+        if on_started is not None:
+            await on_started(server)
+        await stopping.wait()
+        await server.stop()
+        return 0
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)

@@ -1,0 +1,1 @@
+"""The resource table and the rules of each resource (one strategy module per resource)."""

@@ -1,0 +1,1 @@
+"""Strategies of ``admissionregistration.k8s.io``."""

@@ -1,0 +1,105 @@
+"""One client's watch on a ``WatchCache``: a bounded queue of wire lines.
+
+The cache calls ``offer(event)`` synchronously while it applies a store
+response, so when a consumer finds the queue empty it has been handed every
+event up to the cache's current revision (which is what makes a BOOKMARK at
+that revision truthful).  Which line a watcher gets follows the cacher's
+``convertToWatchEvent``: the new object must match for ADDED/MODIFIED, the
+old one for DELETED, and an update that makes an object start (stop)
+matching is seen as ADDED (DELETED).
+
+A watcher that falls ``max_queue`` lines behind is closed, as upstream
+terminates a blocked cacheWatcher; its client re-watches from the last
+resourceVersion it saw.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+
+from skiff.registry.listing import Selection
+from skiff.registry.watch_events import CacheEvent
+
+#: Lines a watcher may fall behind before it is closed.
+DEFAULT_MAX_QUEUE = 10_000
+
+
+class CacheWatcher:
+    __slots__ = ("_queue", "_waiter", "bucket", "closed", "max_queue", "namespace", "overflowed", "selection")
+
+    def __init__(self, namespace: str, selection: Selection, max_queue: int = DEFAULT_MAX_QUEUE) -> None:
+        #: "" for every namespace.
+        self.namespace = namespace
+        self.selection = selection
+        self.max_queue = max_queue
+        self.closed = False
+        self.overflowed = False
+        #: Where the cache filed this watcher (its index key); set by the cache.
+        self.bucket: object = None
+        self._queue: deque[bytes] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+
+    def line_for(self, event: CacheEvent) -> bytes | None:
+        """The line this watcher sees for ``event``, or None when it is not interested."""
+        if self.namespace and event.namespace != self.namespace:
+            return None
+        sel = self.selection
+        cur = event.current
+        prev = event.previous
+        if sel.empty:
+            cur_ok = cur is not None
+            prev_ok = prev is not None
+        else:
+            cur_ok = cur is not None and sel.matches(cur.labels, cur.fields)
+            prev_ok = prev is not None and sel.matches(prev.labels, prev.fields)
+        if cur_ok:
+            return event.line("MODIFIED" if prev_ok else "ADDED")
+        if prev_ok:
+            return event.line("DELETED")
+        return None
+
+    def offer(self, event: CacheEvent) -> None:
+        if self.closed:
+            return
+        line = self.line_for(event)
+        if line is None:
+            return
+        if len(self._queue) >= self.max_queue:
+            self.overflowed = True
+            self.close()
+            return
+        self._queue.append(line)
+        self._wake()
+
+    def close(self) -> None:
+        self.closed = True
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def pending(self) -> int:
+        return len(self._queue)
+
+    async def next_line(self, seconds: float | None) -> bytes | None:
+        """The next queued line; None when ``seconds`` pass first or the watcher is closed and drained."""
+        if self._queue:
+            return self._queue.popleft()
+        if self.closed:
+            return None
+        if seconds is not None and seconds <= 0:
+            return None
+        self._waiter = waiter = asyncio.get_running_loop().create_future()
+        try:
+            async with asyncio.timeout(seconds):
+                await waiter
+        except TimeoutError:
+            pass
+        finally:
+            self._waiter = None
+        if self._queue:
+            return self._queue.popleft()
+        return None

@@ -1,0 +1,1 @@
+"""Strategies of the core (legacy, ``v1``) group."""

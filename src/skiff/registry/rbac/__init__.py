@@ -1,0 +1,1 @@
+"""Strategies of ``rbac.authorization.k8s.io``."""

@@ -1,0 +1,110 @@
+"""``skiff up``: store, etcd v3 API and API server in one process, and a kubeconfig kubectl can use."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from apiserver_harness import KUBECTL
+
+START_DEADLINE_S = 60.0
+
+
+def _start_up(tmp_path: Path, *extra: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], Path]:
+    out = tmp_path / "up.out"
+    cmd = [sys.executable, "-m", "skiff.cli.main", "up", "--data-dir", str(tmp_path / "data")]
+    cmd += ["--api-port", "0", "--listen", "127.0.0.1:0", *extra]
+    with out.open("wb") as stdout, (tmp_path / "up.err").open("wb") as stderr:
+        proc = subprocess.Popen(cmd, stdout=stdout, stderr=stderr, env={**os.environ, **(env or {})})
+    return proc, out
+
+
+def _wait_for_kubeconfig_line(proc: subprocess.Popen[bytes], out: Path) -> str:
+    deadline = time.monotonic() + START_DEADLINE_S
+    while time.monotonic() < deadline:
+        text = out.read_text()
+        if "kubeconfig" in text:
+            return text
+        assert proc.poll() is None, f"skiff up exited early: {(out.parent / 'up.err').read_text()}"
+        time.sleep(0.05)
+    raise TimeoutError("skiff up did not report its kubeconfig in time")
+
+
+def _stop(proc: subprocess.Popen[bytes], tmp_path: Path) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        code = proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        code = proc.wait()
+    assert code == 0, (tmp_path / "up.err").read_text()
+
+
+def _kubectl(kubeconfig: Path, *args: str) -> str:
+    done = subprocess.run(
+        [KUBECTL, "--kubeconfig", str(kubeconfig), *args], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_up_writes_a_working_kubeconfig(tmp_path: Path) -> None:
+    target = tmp_path / "kubeconfig"
+    proc, out = _start_up(tmp_path, "--kubeconfig", str(target))
+    try:
+        text = _wait_for_kubeconfig_line(proc, out)
+        assert re.search(r"Kubernetes API on https://127\.0\.0\.1:\d+", text)
+        assert re.search(r"etcd v3 API on 127\.0\.0\.1:\d+", text)
+        assert f"kubeconfig written to {target} (context skiff)" in text
+        config = yaml.safe_load(target.read_text())
+        assert config["current-context"] == "skiff"
+        _kubectl(target, "create", "configmap", "up-cm", "--from-literal=a=b")
+        assert _kubectl(target, "get", "configmap", "up-cm", "-o", "jsonpath={.data.a}") == "b"
+    finally:
+        _stop(proc, tmp_path)
+
+
+def test_up_merges_into_the_users_kubeconfig(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    existing = home / ".kube" / "config"
+    existing.parent.mkdir(parents=True)
+    existing.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "other", "cluster": {"server": "https://192.0.2.1"}}],
+                "users": [{"name": "other", "user": {}}],
+                "contexts": [{"name": "other", "context": {"cluster": "other", "user": "other"}}],
+                "current-context": "other",
+            }
+        )
+    )
+    env = {"HOME": str(home), "KUBECONFIG": ""}
+    proc, out = _start_up(tmp_path, env=env)
+    try:
+        text = _wait_for_kubeconfig_line(proc, out)
+        assert f"kubeconfig merged into {existing} (context skiff)" in text
+        merged = yaml.safe_load(existing.read_text())
+        assert [c["name"] for c in merged["contexts"]] == ["other", "skiff"]
+        assert merged["current-context"] == "skiff"
+        assert _kubectl(existing, "get", "namespaces", "-o", "name") is not None
+    finally:
+        _stop(proc, tmp_path)
+
+
+@pytest.mark.parametrize("command", ["apiserver", "up"])
+def test_help_lists_the_flags(command: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "skiff.cli.main", command, "--help"], capture_output=True, text=True, check=True
+    )
+    assert "--token-auth-file" in done.stdout
+    assert ("--api-port" if command == "up" else "--secure-port") in done.stdout

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from skiff.api.status import ApiError
-from skiff.apiserver import cache_watcher
+from skiff.registry import cache_watcher
 from skiff.registry.deletion import pod_grace_period
 from skiff.registry.generic import GenericRegistry
 from skiff.registry.listing import ListQuery, compile_selection

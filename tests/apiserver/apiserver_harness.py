@@ -11,6 +11,7 @@ server, so each uses its own object names.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import re
@@ -96,12 +97,16 @@ def _wait_ready(server: RunningApiServer, deadline: float) -> None:
     raise TimeoutError("skiff apiserver did not become ready in time")
 
 
-@pytest.fixture(scope="module")
-def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApiServer]:
-    base = tmp_path_factory.mktemp("apiserver")
-    data_dir = base / "data"
-    tokens = base / "tokens.csv"
-    tokens.write_text(f'{TOKEN},token-user,42,"team-a,team-b"\n')
+@contextlib.contextmanager
+def running_apiserver(base: Path, *extra_args: str, data_dir: Path | None = None) -> Iterator[RunningApiServer]:
+    """``skiff apiserver --secure-port 0 [extra_args]`` with logs and kubeconfig in ``base``.
+
+    ``data_dir`` defaults to ``base/data`` and may be reused across runs (the PKI
+    is kept, the port is new, the kubeconfig rewritten).  Stopped by SIGTERM to
+    its PID at the end; a clean exit 0 is asserted, and logs are printed on failure.
+    """
+    data_dir = data_dir or base / "data"
+    base.mkdir(parents=True, exist_ok=True)
     out, err = base / "stdout.log", base / "stderr.log"
     cmd = [
         sys.executable,
@@ -112,12 +117,10 @@ def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApiSe
         str(data_dir),
         "--secure-port",
         "0",
-        "--token-auth-file",
-        str(tokens),
+        *extra_args,
     ]
     with out.open("wb") as stdout, err.open("wb") as stderr:
         proc = subprocess.Popen(cmd, stdout=stdout, stderr=stderr, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    server: RunningApiServer | None = None
     try:
         deadline = time.monotonic() + START_DEADLINE_S
         url = _wait_for_url(proc, out, deadline)
@@ -142,6 +145,15 @@ def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApiSe
         if code != 0:
             print(f"--- stdout ---\n{out.read_text()}\n--- stderr ---\n{err.read_text()}", file=sys.stderr)
         assert code == 0, f"skiff apiserver exited with {code} after SIGTERM"
+
+
+@pytest.fixture(scope="module")
+def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApiServer]:
+    base = tmp_path_factory.mktemp("apiserver")
+    tokens = base / "tokens.csv"
+    tokens.write_text(f'{TOKEN},token-user,42,"team-a,team-b"\n')
+    with running_apiserver(base, "--token-auth-file", str(tokens)) as server:
+        yield server
 
 
 @pytest.fixture

@@ -58,6 +58,11 @@ DOC = {"metadata": {"name": "web", "labels": {"app": "web"}}, "spec": {"replicas
             {**DOC, "spec": {"replicas": 1, "list": ["a", "b"]}},
             id="move",
         ),
+        pytest.param(
+            [{"op": "replace", "path": "/spec/missing", "value": 1}],
+            {**DOC, "spec": {"replicas": 1, "items": ["a", "b"], "missing": 1}},
+            id="replace-missing-member-sets-it",  # evanphx/json-patch v4, what kubectl rollout undo needs
+        ),
     ],
 )
 def test_json_patch_applies(ops: list[dict[str, Any]], expected: dict[str, Any]) -> None:
@@ -71,7 +76,8 @@ def test_json_patch_applies(ops: list[dict[str, Any]], expected: dict[str, Any])
     [
         pytest.param([{"op": "test", "path": "/spec/replicas", "value": 5}], id="failed-test"),
         pytest.param([{"op": "remove", "path": "/spec/missing"}], id="remove-missing"),
-        pytest.param([{"op": "replace", "path": "/spec/missing", "value": 1}], id="replace-missing"),
+        pytest.param([{"op": "replace", "path": "/nope/deeper", "value": 1}], id="replace-under-missing-parent"),
+        pytest.param([{"op": "replace", "path": "/spec/items/2", "value": "c"}], id="replace-past-the-end"),
         pytest.param([{"op": "add", "path": "/nope/deeper", "value": 1}], id="add-under-missing-parent"),
         pytest.param([{"op": "frobnicate", "path": "/spec"}], id="unknown-op"),
         pytest.param([{"op": "add", "value": 1}], id="missing-path"),

@@ -356,8 +356,7 @@ KUBECTL_CASES = [
 @pytest.fixture(scope="module")
 def captured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, tuple[str, str, bytes]]]:
     """Every KUBECTL_CASES command run once against the recording server: test id → (path, type, body)."""
-    if not KUBECTL.exists():
-        pytest.skip(f"{KUBECTL} is not installed")
+    assert KUBECTL.exists(), f"{KUBECTL} is not installed (it is part of the machine image)"
     tmp = tmp_path_factory.mktemp("kubectl")
     bodies: dict[str, tuple[str, str, bytes]] = {}
     with capture_server() as server:
@@ -401,8 +400,7 @@ def test_real_kubectl_body(
 
 def test_kubectl_runs_against_plain_http(tmp_path: Path) -> None:
     """The harness itself: discovery is enough for kubectl, and nothing but the POST is recorded."""
-    if not KUBECTL.exists():
-        pytest.skip(f"{KUBECTL} is not installed")
+    assert KUBECTL.exists(), f"{KUBECTL} is not installed (it is part of the machine image)"
     with capture_server() as server:
         proc = run_kubectl(server, tmp_path, "create", "namespace", "n2", "-o", "name")
         assert proc.stdout.strip() == "namespace/captured"
@@ -411,8 +409,7 @@ def test_kubectl_runs_against_plain_http(tmp_path: Path) -> None:
 
 def test_kubectl_drain_sends_eviction_as_json(tmp_path: Path) -> None:
     """kubectl 1.32's drain POSTs its Eviction as JSON, so only client-go callers send it as protobuf."""
-    if not KUBECTL.exists():
-        pytest.skip(f"{KUBECTL} is not installed")
+    assert KUBECTL.exists(), f"{KUBECTL} is not installed (it is part of the machine image)"
     owner = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs", "uid": "u-rs", "controller": True}
     pod = {
         "kind": "Pod",

@@ -100,7 +100,8 @@ VALID: dict[str, dict[str, Any]] = {
     "apiextensions.k8s.io/customresourcedefinitions": {
         "metadata": meta("widgets.example.com", namespace=None),
         "spec": {"group": "example.com", "scope": "Namespaced", "names": {"plural": "widgets", "kind": "Widget"},
-                 "versions": [{"name": "v1", "served": True, "storage": True}]},
+                 "versions": [{"name": "v1", "served": True, "storage": True,
+                               "schema": {"openAPIV3Schema": {"type": "object"}}}]},
     },
 }  # fmt: skip
 
@@ -121,7 +122,6 @@ def test_valid_objects_pass(resource: str) -> None:
         pytest.param("pods", pod(), {
             "spec.restartPolicy": "Always", "spec.dnsPolicy": "ClusterFirst", "spec.schedulerName": "default-scheduler",
             "spec.terminationGracePeriodSeconds": 30, "spec.securityContext": {}, "spec.enableServiceLinks": True,
-            "spec.priority": 0, "spec.preemptionPolicy": "PreemptLowerPriority",
             "spec.containers.0.imagePullPolicy": "IfNotPresent",
             "spec.containers.0.terminationMessagePath": "/dev/termination-log",
             "spec.containers.0.terminationMessagePolicy": "File", "spec.containers.0.resources": {},
@@ -291,7 +291,9 @@ def _bad_deployment_selector() -> dict[str, Any]:
         pytest.param("apiextensions.k8s.io/customresourcedefinitions", {
             "metadata": meta("wrong", namespace=None),
             "spec": {"group": "example.com", "scope": "Namespaced", "names": {"plural": "widgets", "kind": "Widget"},
-                     "versions": [{"name": "v1", "storage": True}]}}, [("FieldValueInvalid", "metadata.name")],
+                     "versions": [{"name": "v1", "served": True, "storage": True,
+                                   "schema": {"openAPIV3Schema": {"type": "object"}}}]}},
+                     [("FieldValueInvalid", "metadata.name")],
                      id="crd-name"),
     ],
 )  # fmt: skip

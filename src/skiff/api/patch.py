@@ -1,7 +1,9 @@
 """The three PATCH bodies the apiserver accepts besides server-side apply.
 
 * ``apply_json_patch`` — RFC 6902 (``application/json-patch+json``), through
-  the ``jsonpatch`` library.  As upstream's handlers/patch.go answers: a body
+  the ``jsonpatch`` library, with one leniency of the apiserver's
+  evanphx/json-patch v4: ``replace`` of a missing object member sets it.
+  As upstream's handlers/patch.go answers: a body
   that is not a list of operation objects is 400; more than 10 000 operations
   is 413; any failure while applying (a failed ``test``, a missing path, an
   unknown op) is 422 Invalid with the generic "the server rejected our request
@@ -61,11 +63,35 @@ def apply_json_patch(doc: Any, patch_ops: Any) -> Any:
             "Request entity too large: The allowed maximum operations in a JSON patch is "
             f"{MAX_JSON_PATCH_OPERATIONS}, got {len(patch_ops)}"
         )
+    result = copy.deepcopy(doc)
     try:
-        return jsonpatch.JsonPatch(patch_ops).apply(doc, in_place=False)
+        for op in patch_ops:
+            result = jsonpatch.JsonPatch([_as_applied_upstream(result, op)]).apply(result, in_place=True)
     except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException, KeyError, IndexError, TypeError):
         # A failed test, a missing path, an unknown op or a malformed operation: upstream answers 422.
         raise unprocessable() from None
+    return result
+
+
+def _as_applied_upstream(doc: Any, op: dict[str, Any]) -> dict[str, Any]:
+    """The operation the way the apiserver's evanphx/json-patch v4 applies it.
+
+    v4 looks a key up in an object without failing when it is absent, so
+    ``replace`` of a missing member of an existing object sets it, like
+    ``add``.  ``kubectl rollout undo`` relies on it: it replaces
+    ``/metadata/annotations`` whether or not the Deployment has any.
+    """
+    path = op.get("path")
+    if op.get("op") != "replace" or not isinstance(path, str) or not path:
+        return op
+    try:
+        pointer = jsonpointer.JsonPointer(path)
+        parent = jsonpointer.JsonPointer.from_parts(pointer.parts[:-1]).resolve(doc)
+    except jsonpointer.JsonPointerException:
+        return op
+    if isinstance(parent, dict) and pointer.parts[-1] not in parent:
+        return {**op, "op": "add"}
+    return op
 
 
 def apply_merge_patch(doc: Any, patch: Any) -> Any:

@@ -43,7 +43,13 @@ from skiff.apiserver.auth import (
 )
 from skiff.apiserver.metrics import MUTATING, ApiMetrics, labels_of
 from skiff.apiserver.negotiation import aggregated_discovery_content_type, aggregated_discovery_version, body_media_type
-from skiff.apiserver.openapi import V2_PROTOBUF_CONTENT_TYPE, OpenApiV3, v2_json, v2_protobuf
+from skiff.apiserver.openapi import (
+    V2_PROTOBUF_CONTENT_TYPE,
+    OpenApiV3,
+    openapi_v3_response,
+    v2_json,
+    v2_protobuf,
+)
 from skiff.apiserver.request_info import RequestInfo, parse_resource_path
 from skiff.apiserver.served import ServedResources
 
@@ -218,16 +224,17 @@ class ApiApp:
         version = health.GIT_VERSION
         if path == "/openapi/v2":
             if "protobuf" in (request.headers.get("Accept") or ""):
-                body = v2_protobuf(OPENAPI_TITLE, version)
+                body = self._cached(("openapi-v2",), lambda: v2_protobuf(OPENAPI_TITLE, version, self.served.infos()))
                 return web.Response(body=body, headers={"Content-Type": V2_PROTOBUF_CONTENT_TYPE})
             return _json(v2_json(OPENAPI_TITLE, version))
         v3: OpenApiV3 = self._cached(("openapi-v3",), lambda: OpenApiV3(OPENAPI_TITLE, version, self.served.infos()))
         if path == "/openapi/v3":
             return web.Response(body=v3.index, headers={"Content-Type": "application/json"})
-        document = v3.documents.get(path.removeprefix("/openapi/v3/"))
+        key = path.removeprefix("/openapi/v3/")
+        document = v3.documents.get(key)
         if document is None:
             raise path_not_found()
-        return web.Response(body=document, headers={"Content-Type": "application/json"})
+        return openapi_v3_response(path, document, v3.hashes[key], request.query.get("hash"))
 
     def _cached(self, key: tuple[Any, ...], make: Callable[[], Any]) -> Any:
         full = (self.served.generation, *key)

@@ -9,8 +9,8 @@
   complaint in the message.
 * fieldValidation (``Strict`` / ``Warn`` / ``Ignore``): duplicate JSON fields
   are found while parsing; unknown fields need schemas, so they go through the
-  ``FieldChecker`` seam, whose default knows only ObjectMeta's fields (a later
-  session plugs OpenAPI schemas in).  Strict makes the findings a 400
+  ``FieldChecker`` seam (the server plugs in the OpenAPI-schema checker of
+  :mod:`skiff.apiserver.field_validation`; the default here knows only ObjectMeta).  Strict makes the findings a 400
   ``strict decoding error: ...``; Warn turns them into ``Warning`` headers.
   Without the parameter Kubernetes defaults to Warn; we then skip the
   (slower) duplicate scan and check only unknown fields.
@@ -27,6 +27,7 @@ import yaml
 
 from skiff.api.status import bad_request, too_large, unsupported_media_type
 from skiff.apiserver.negotiation import JSON, PROTOBUF, YAML
+from skiff.registry.metadata import META_ORDER
 from skiff.registry.resource import Obj, ResourceInfo
 
 #: kube-apiserver's request body limit (3 MiB).
@@ -36,25 +37,7 @@ STRICT, WARN, IGNORE = "Strict", "Warn", "Ignore"
 FIELD_VALIDATIONS = (STRICT, WARN, IGNORE)
 
 #: metav1.ObjectMeta's JSON fields.
-OBJECT_META_FIELDS = frozenset(
-    {
-        "name",
-        "generateName",
-        "namespace",
-        "selfLink",
-        "uid",
-        "resourceVersion",
-        "generation",
-        "creationTimestamp",
-        "deletionTimestamp",
-        "deletionGracePeriodSeconds",
-        "labels",
-        "annotations",
-        "ownerReferences",
-        "finalizers",
-        "managedFields",
-    }
-)
+OBJECT_META_FIELDS = frozenset(META_ORDER)
 
 
 def field_validation(value: str | None) -> str:
@@ -137,7 +120,10 @@ def decode_object(body: bytes, media_type: str, *, find_duplicates: bool = False
 
 
 class FieldChecker(Protocol):
-    """Finds fields a kind does not have (dotted paths); the seam for schema-driven validation."""
+    """Finds fields a kind does not have (dotted paths) and drops them from ``obj``, as upstream decoding does.
+
+    The server's checker is :class:`skiff.apiserver.field_validation.SchemaFieldChecker`.
+    """
 
     def unknown_fields(self, info: ResourceInfo, obj: Obj) -> list[str]: ...
 

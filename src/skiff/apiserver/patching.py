@@ -8,12 +8,12 @@ As k8s.io/apiserver endpoints/handlers/patch.go:
 * ``application/merge-patch+json`` (RFC 7386).
 * ``application/strategic-merge-patch+json``: built-in kinds only; 415 for
   kinds without strategic-merge metadata (CRs), with upstream's message.
-* ``application/apply-patch+yaml`` (server-side apply, minimal): requires
+* ``application/apply-patch+yaml`` (server-side apply): requires
   ``fieldManager`` (422 PatchOptions, as upstream's ValidatePatchOptions);
-  creates a missing object (201); otherwise merges the applied configuration
-  like a merge patch.  Not yet: managedFields ownership, conflicts (409
-  FieldManagerConflict), ``force``, and removal of fields a manager stopped
-  applying.
+  creates a missing object (201); merges, tracks ownership, reports
+  conflicts (409) unless ``force``, and removes what the manager stopped
+  applying — :mod:`skiff.registry.apply`.  Through ``/scale`` the body is a
+  Scale and is merged like a merge patch (ownership recorded as an Update).
 
 The mutate function runs inside the registry's compare-and-swap loop, so it
 must be pure: it works on a copy of what it is given.
@@ -30,6 +30,8 @@ from skiff.api.patch_schema import schema_for, supports_strategic_merge
 from skiff.api.status import ApiError, Cause, bad_request, invalid, not_found
 from skiff.apiserver.bodies import decode_json, decode_yaml
 from skiff.apiserver.negotiation import APPLY_PATCH, JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH
+from skiff.registry.apply import apply_configuration
+from skiff.registry.managed_fields import APPLY, WriteManager
 from skiff.registry.resource import Obj, ResourceInfo
 
 Mutate = Callable[[Obj | None], Obj]
@@ -52,7 +54,16 @@ def supported_patch_types(info: ResourceInfo) -> list[str]:
     return types
 
 
-def build_mutate(info: ResourceInfo, patch_type: str, body: bytes, field_manager: str, name: str) -> Mutate:
+def build_mutate(
+    info: ResourceInfo,
+    patch_type: str,
+    body: bytes,
+    field_manager: str,
+    name: str,
+    *,
+    force: bool = False,
+    subresource: str = "",
+) -> Mutate:
     """The mutate function for one PATCH request; raises ApiError for bad requests up front."""
     supported = supported_patch_types(info)
     if patch_type not in supported:
@@ -69,9 +80,12 @@ def build_mutate(info: ResourceInfo, patch_type: str, body: bytes, field_manager
                 [Cause("FieldValueRequired", "Required value: is required for apply patch", "fieldManager")],
             )
         applied = _patch_object(decode_yaml(body))
-        return lambda current: (
-            copy.deepcopy(applied) if current is None else _object(apply_merge_patch(current, applied))
-        )
+        if subresource == "scale":
+            return lambda current: (
+                copy.deepcopy(applied) if current is None else _object(apply_merge_patch(current, applied))
+            )
+        who = WriteManager(field_manager, APPLY, subresource)
+        return lambda current: apply_configuration(info, current, applied, who, force)
     doc = _patch_object(decode_json(body)[0])
     if patch_type == MERGE_PATCH:
         return _existing(info, name, lambda current: _object(apply_merge_patch(current, doc)))

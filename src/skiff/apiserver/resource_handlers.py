@@ -9,7 +9,9 @@ k8s.io/apiserver endpoints/handlers does for every resource alike:
 * create (POST) → 201; update (PUT) → 200, or 201 when it created;
 * patch → 200, or 201 when server-side apply created;
 * delete → 200 with the object while finalizers or a grace period keep it,
-  else 200 ``Status{Success}``; deletecollection → 200 ``<Kind>List``;
+  else 200 ``Status{Success}``, or the deleted object for the resources whose
+  upstream store sets ``ReturnDeletedObject``; deletecollection → 200
+  ``<Kind>List``;
 * ``status`` and ``scale`` subresources → the registry's subresource writes;
   the node-agent subresources (log, exec, attach, portforward, proxy) → 501
   until the kubelet exists (issue C).
@@ -25,8 +27,9 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from skiff.api.status import ApiError, bad_request, method_not_allowed, path_not_found, success
-from skiff.apiserver import bodies, query, scale, tables
+from skiff.api.status import ApiError, bad_request, method_not_allowed, path_not_found, success, too_large
+from skiff.apiserver import bodies, field_validation, query, scale, tables
+from skiff.apiserver.field_managers import force_requested, write_manager
 from skiff.apiserver.negotiation import (
     APPLY_PATCH,
     PATCH_TYPES,
@@ -34,12 +37,14 @@ from skiff.apiserver.negotiation import (
     body_media_type,
     resource_shape,
 )
-from skiff.apiserver.patching import build_mutate, supported_patch_types, unsupported_patch_type
+from skiff.apiserver.patching import Mutate, build_mutate, supported_patch_types, unsupported_patch_type
 from skiff.apiserver.request_info import RequestInfo
 from skiff.apiserver.served import Served
 from skiff.apiserver.watch_stream import EventObjectTransform, stream
+from skiff.registry.managed_fields import managing
 from skiff.registry.metadata import utc_now
 from skiff.registry.resource import Obj, ResourceInfo
+from skiff.store import errors as store_errors
 
 #: Subresources served by a node agent; answered 501 until the kubelet exists.
 NODE_AGENT_SUBRESOURCES = ("log", "exec", "attach", "portforward", "proxy")
@@ -86,6 +91,16 @@ def warning_header(text: str) -> str:
 
 
 async def handle(call: Call) -> web.StreamResponse:
+    try:
+        return await _dispatch(call)
+    except store_errors.TooLarge as err:
+        # The stored object is over the Store's request limit (etcd's 1.5 MiB).  kube-apiserver
+        # passes etcd's error on as a reason-less 500 (kubernetes#112152 is open about it); we
+        # answer 413, which says what is wrong and that retrying will not help.
+        raise too_large(f"Request entity too large: {err.text}") from None
+
+
+async def _dispatch(call: Call) -> web.StreamResponse:
     check_route(call.ri, call.info)
     sub = call.ri.subresource
     if sub in NODE_AGENT_SUBRESOURCES:
@@ -208,8 +223,11 @@ async def read_object(call: Call) -> Obj:
         )
     obj, duplicates = bodies.decode_object(body, media, find_duplicates=directive in (bodies.STRICT, bodies.WARN))
     check_type_meta(call, obj)
-    unknown = call.field_checker.unknown_fields(call.info, obj)
-    bodies.enforce_field_validation(directive, bodies.field_findings(unknown, duplicates), call.warnings)
+    unknown = call.field_checker.unknown_fields(call.info, obj)  # and drops them, as upstream's decoding does
+    api_version, kind = _expected_type(call)
+    field_validation.enforce_on_decode(
+        directive, bodies.field_findings(unknown, duplicates), call.warnings, api_version.rpartition("/")[2], kind
+    )
     return obj
 
 
@@ -240,13 +258,19 @@ async def create(call: Call) -> web.StreamResponse:
     if call.ri.subresource:
         raise not_implemented(f"POST {call.info.plural}/{call.ri.subresource} is not served yet")
     obj = await read_object(call)
-    created = await call.served.registry.create(call.namespace, obj, dry_run=call.dry_run())
+    with managing(write_manager(call.request, "create", "")):
+        created = await call.served.registry.create(call.namespace, obj, dry_run=call.dry_run())
     return call.respond(created, 201)
 
 
 async def update(call: Call) -> web.StreamResponse:
     obj = await read_object(call)
     sub = call.ri.subresource
+    with managing(write_manager(call.request, "update", sub)):
+        return await _update(call, obj, sub)
+
+
+async def _update(call: Call, obj: Obj, sub: str) -> web.StreamResponse:
     if sub == "scale":
         # A Scale write is a replicas-only mutation of the parent, under the same CAS as a patch.
         mutate = scale.update_through_scale(call.info, obj, call.ri.name)
@@ -265,13 +289,38 @@ async def patch(call: Call) -> web.StreamResponse:
     patch_type = body_media_type(content_type) if content_type else ""
     if patch_type not in PATCH_TYPES:
         raise unsupported_patch_type(patch_type, supported_patch_types(call.info))
-    bodies.field_validation(call.request.query.get("fieldValidation"))
+    directive = bodies.field_validation(call.request.query.get("fieldValidation"))
     field_manager = call.request.query.get("fieldManager", "")
-    mutate = build_mutate(call.info, patch_type, body, field_manager, call.ri.name)
+    mutation = build_mutate(
+        call.info,
+        patch_type,
+        body,
+        field_manager,
+        call.ri.name,
+        force=force_requested(call.request),
+        subresource=call.ri.subresource,
+    )
+    with managing(write_manager(call.request, "patch", call.ri.subresource, patch_type)):
+        return await _patch(call, patch_type, body, directive, mutation)
+
+
+async def _patch(call: Call, patch_type: str, body: bytes, directive: str, mutation: Mutate) -> web.StreamResponse:
+    checked = field_validation.CheckedPatch(
+        mutation,
+        call.field_checker,
+        call.info,
+        directive,
+        patch_type,
+        field_validation.patch_body_duplicates(directive, patch_type, body),
+        call.namespace,
+        call.ri.name,
+    )
+    mutate: Mutate = checked
     sub = call.ri.subresource
     if sub == "scale":
         mutate = scale.patch_through_scale(call.info, mutate)
         result, _ = await call.served.registry.patch(call.namespace, call.ri.name, mutate, dry_run=call.dry_run())
+        call.warnings.extend(checked.warnings())
         return call.respond(scale.to_scale(call.info, result))
     result, created = await call.served.registry.patch(
         call.namespace,
@@ -281,6 +330,7 @@ async def patch(call: Call) -> web.StreamResponse:
         dry_run=call.dry_run(),
         create_if_missing=patch_type == APPLY_PATCH and not sub,
     )
+    call.warnings.extend(checked.warnings())
     return call.respond(result, 201 if created else 200)
 
 
@@ -294,10 +344,25 @@ async def read_delete_options(call: Call) -> Obj:
     return query.delete_options(call.request.query, options_body)
 
 
+#: (group, resource) whose upstream registry store sets ReturnDeletedObject: a delete that
+#: removed the object answers with its last state instead of Status{Success}.  Custom
+#: resources and every other built-in answer with the Status.
+RETURNS_DELETED_OBJECT = frozenset(
+    {
+        ("", "namespaces"),
+        ("", "pods"),
+        ("", "podtemplates"),
+        ("", "services"),
+        ("", "serviceaccounts"),
+        ("storage.k8s.io", "storageclasses"),
+    }
+)
+
+
 async def delete(call: Call) -> web.StreamResponse:
     options = await read_delete_options(call)
     obj, deleted_now = await call.served.registry.delete(call.namespace, call.ri.name, options, dry_run=call.dry_run())
-    if not deleted_now:
+    if not deleted_now or (call.info.group, call.info.plural) in RETURNS_DELETED_OBJECT:
         return call.respond(obj)
     meta = obj.get("metadata") or {}
     return call.respond(success(call.ri.name, call.info.group, call.info.plural, str(meta.get("uid", ""))))

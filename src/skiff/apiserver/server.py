@@ -6,10 +6,15 @@
 2. opens the store from its URL, unless one is handed in (``skiff up`` shares
    its store with the etcd facade);
 3. builds one ``WatchCache`` and one ``GenericRegistry`` per row of the
-   resource table and waits for every cache's first list;
+   resource table and waits for every cache's first list, then starts the
+   CRD establisher (``crds.establisher``), which serves every stored
+   CustomResourceDefinition before the server listens;
 4. listens with TLS (client certificates optional, verified against the CA;
    ALPN offers HTTP/1.1 only) and, if asked, on a loopback-only plain port;
-5. runs periodic compaction like kube-apiserver's --etcd-compaction-interval.
+5. runs periodic compaction like kube-apiserver's --etcd-compaction-interval;
+6. bootstraps the system namespaces, PriorityClasses and the ``kubernetes``
+   Service (``apiserver.bootstrap``; /readyz waits for it) and repairs
+   service allocations now and then.
 
 ``stop()`` stops listening, closes the watch caches (open watches end
 cleanly), lets in-flight requests finish, stops compaction and closes the
@@ -30,11 +35,18 @@ from pathlib import Path
 
 from aiohttp import web
 
+from skiff.apiserver import bootstrap as bootstrap_mod
 from skiff.apiserver import pki as pki_mod
 from skiff.apiserver.app import ApiApp
 from skiff.apiserver.auth import Authenticator, load_token_file
+from skiff.apiserver.crds.establisher import CRD_GROUP, CRD_PLURAL, CRD_VERSION, CrdEstablisher
+from skiff.apiserver.field_validation import SchemaFieldChecker
 from skiff.apiserver.served import ServedResources
+from skiff.registry.admission import AdmissionChain, default_chain
+from skiff.registry.allocators import DEFAULT_NODE_PORT_RANGE, DEFAULT_SERVICE_CIDR
+from skiff.registry.core.service_allocation import ServiceAllocations
 from skiff.registry.resource import ResourceInfo
+from skiff.registry.schemas import builtin_schemas
 from skiff.registry.watch_cache import WatchCache
 from skiff.store.compactor import DEFAULT_INTERVAL_S, compact_periodically
 from skiff.store.errors import StoreError
@@ -59,6 +71,10 @@ class ApiServerConfig:
     compaction_interval_s: float = DEFAULT_INTERVAL_S
     #: Extra names/IPs for the serving certificate.
     extra_sans: tuple[str, ...] = ()
+    #: --service-cluster-ip-range: where Services' cluster IPs come from (inside 127.0.0.0/8).
+    service_cluster_ip_range: str = DEFAULT_SERVICE_CIDR
+    #: --service-node-port-range.
+    service_node_port_range: str = DEFAULT_NODE_PORT_RANGE
 
 
 def is_loopback(host: str) -> bool:
@@ -98,6 +114,12 @@ class ApiServer:
     _runner: web.AppRunner | None = None
     _sites: list[web.BaseSite] = field(default_factory=list)
     _compactor: asyncio.Task[None] | None = None
+    #: The admission chain every registry runs (CRD registries should run it too).
+    admission: AdmissionChain = field(default_factory=AdmissionChain)
+    _services: ServiceAllocations | None = None
+    _repairer: asyncio.Task[None] | None = None
+    _bootstrapped: bool = False
+    _crds: CrdEstablisher | None = None
 
     @property
     def url(self) -> str:
@@ -119,11 +141,22 @@ class ApiServer:
             self.store = await open_store(config.store_url)
             self._own_store = True
         await self._build_resources(self.store)
+        if self.served.find(CRD_GROUP, CRD_VERSION, CRD_PLURAL) is not None:
+            self._crds = CrdEstablisher(self.store, self.served)
+            await self._crds.start()
+        # Deriving the schemas imports a few hundred client models (about a second): off the event loop.
+        schemas = await asyncio.to_thread(builtin_schemas)
         app = ApiApp(
             self.served,
             authenticator=Authenticator(tokens),
+            field_checker=SchemaFieldChecker(schemas),
             livez_checks={"ping": _ok, "etcd": self._store_check},
-            readyz_checks={"ping": _ok, "etcd": self._store_check, "watch-caches": self._caches_check},
+            readyz_checks={
+                "ping": _ok,
+                "etcd": self._store_check,
+                "watch-caches": self._caches_check,
+                "poststarthook/bootstrap-controller": self._bootstrap_check,
+            },
         )
         self._runner = web.AppRunner(
             app.build(), handler_cancellation=True, access_log=None, shutdown_timeout=SHUTDOWN_GRACE_S
@@ -139,14 +172,27 @@ class ApiServer:
             await self._add_site(web.SockSite(self._runner, plain_sock))
         if config.compaction_interval_s > 0:
             self._compactor = asyncio.create_task(compact_periodically(self.store, config.compaction_interval_s))
+        await self._bootstrap()
+
+    async def _bootstrap(self) -> None:
+        assert self._services is not None and self.secure_address is not None
+        await bootstrap_mod.repair_once(self.served, self._services)
+        address = bootstrap_mod.advertise_address(self.config.bind_address)
+        await bootstrap_mod.bootstrap(self.served, self._services, address, self.secure_address[1])
+        self._bootstrapped = True
+        self._repairer = asyncio.create_task(bootstrap_mod.repair_periodically(self.served, self._services))
+
+    async def _bootstrap_check(self) -> str | None:
+        return None if self._bootstrapped else "not finished"
 
     async def _add_site(self, site: web.BaseSite) -> None:
         await site.start()
         self._sites.append(site)
 
     async def _build_resources(self, store: Store) -> None:
-        from skiff.registry.generic import GenericRegistry
-
+        config = self.config
+        self._services = ServiceAllocations(store, config.service_cluster_ip_range, config.service_node_port_range)
+        self.admission = default_chain(bootstrap_mod.ServedReader(self.served))
         table = self.table
         if table is None:
             from skiff.registry.builtin import BUILTIN
@@ -155,7 +201,7 @@ class ApiServer:
         for info in table:
             cache = WatchCache(store, info)
             self._caches.append(cache)
-            self.served.add(info, GenericRegistry(store, info, cache))
+            self.served.add(info, bootstrap_mod.make_registry(store, info, cache, self.admission, self._services))
         await asyncio.gather(*(cache.start() for cache in self._caches))
 
     async def _store_check(self) -> str | None:
@@ -175,15 +221,18 @@ class ApiServer:
     async def stop(self) -> None:
         for site in self._sites:
             await site.stop()
+        if self._crds is not None:
+            await self._crds.stop()
         for cache in self._caches:
             await cache.stop()
         if self._runner is not None:
             await self._runner.shutdown()
             await self._runner.cleanup()
-        if self._compactor is not None:
-            self._compactor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._compactor
+        for task in (self._compactor, self._repairer):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._own_store and self.store is not None:
             await self.store.close()
 

@@ -28,6 +28,8 @@ class ApiServerFlags:
     insecure_port: int | None
     token_auth_file: Path | None
     compaction_interval_s: float
+    service_cluster_ip_range: str
+    service_node_port_range: str
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> ApiServerFlags:
@@ -39,6 +41,8 @@ class ApiServerFlags:
             insecure_port=args.insecure_port,
             token_auth_file=Path(args.token_auth_file) if args.token_auth_file else None,
             compaction_interval_s=args.etcd_compaction_interval,
+            service_cluster_ip_range=args.service_cluster_ip_range,
+            service_node_port_range=args.service_node_port_range,
         )
 
 
@@ -61,6 +65,7 @@ def register(subparsers: Any) -> None:
 def add_apiserver_flags(parser: argparse.ArgumentParser, secure_port_flag: str = "--secure-port") -> None:
     """Flags shared by ``apiserver`` and ``up`` (``up`` calls the port ``--api-port``)."""
     from skiff.apiserver.server import DEFAULT_SECURE_PORT
+    from skiff.registry.allocators import DEFAULT_NODE_PORT_RANGE, DEFAULT_SERVICE_CIDR
 
     parser.add_argument("--bind-address", default="127.0.0.1", help="address to serve HTTPS on (default 127.0.0.1)")
     parser.add_argument(
@@ -85,6 +90,16 @@ def add_apiserver_flags(parser: argparse.ArgumentParser, secure_port_flag: str =
         default=DEFAULT_INTERVAL_S,
         help=f"seconds between store compactions, as kube-apiserver's; 0 disables (default {DEFAULT_INTERVAL_S:g})",
     )
+    parser.add_argument(
+        "--service-cluster-ip-range",
+        default=DEFAULT_SERVICE_CIDR,
+        help=f"IPv4 CIDR inside 127.0.0.0/8 for Services' cluster IPs (default {DEFAULT_SERVICE_CIDR})",
+    )
+    parser.add_argument(
+        "--service-node-port-range",
+        default=DEFAULT_NODE_PORT_RANGE,
+        help=f"port range for NodePort Services, LOW-HIGH inclusive (default {DEFAULT_NODE_PORT_RANGE})",
+    )
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -99,6 +114,8 @@ async def run(args: argparse.Namespace) -> int:
         insecure_port=flags.insecure_port,
         token_auth_file=flags.token_auth_file,
         compaction_interval_s=flags.compaction_interval_s,
+        service_cluster_ip_range=flags.service_cluster_ip_range,
+        service_node_port_range=flags.service_node_port_range,
     )
     return await serve_until_signalled(ApiServer(config), "skiff apiserver")
 

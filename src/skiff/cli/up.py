@@ -78,6 +78,8 @@ async def run(args: argparse.Namespace) -> int:
             token_auth_file=Path(args.token_auth_file) if args.token_auth_file else None,
             # One compactor per store: the API server's (the facade runs none here).
             compaction_interval_s=store_config.compaction_interval_s,
+            service_cluster_ip_range=args.service_cluster_ip_range,
+            service_node_port_range=args.service_node_port_range,
         ),
         store=store,
     )

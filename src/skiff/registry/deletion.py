@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
-from skiff.api.status import Cause, conflict, invalid
+from skiff.api.status import ApiError, Cause, bad_request, conflict, invalid
 from skiff.registry.metadata import format_time, metadata_of
 from skiff.registry.resource import Obj, ResourceInfo
 
@@ -65,9 +65,45 @@ def pod_grace_period(pod: Obj, requested: int | None) -> int:
     return period
 
 
+#: DeleteOptions fields whose JSON type is checked as Go decodes them: (field, JSON type, Go type).
+_OPTION_TYPES: tuple[tuple[str, type | tuple[type, ...], str], ...] = (
+    ("preconditions", dict, "v1.Preconditions"),
+    ("propagationPolicy", str, "v1.DeletionPropagation"),
+    ("orphanDependents", bool, "bool"),
+    ("dryRun", list, "[]string"),
+)
+
+_GO_JSON_KIND = {dict: "object", list: "array", str: "string", bool: "bool", int: "number", float: "number"}
+
+
+def _undecodable(field: str, value: Any, go_type: str) -> ApiError:
+    """encoding/json's complaint about a field of the wrong JSON type, as a 400."""
+    kind = _GO_JSON_KIND.get(type(value), "null")
+    return bad_request(f"json: cannot unmarshal {kind} into Go struct field DeleteOptions.{field} of type {go_type}")
+
+
+def check_option_types(options: Obj) -> None:
+    """A body Go could not decode into DeleteOptions is a 400, before any rule is checked.
+
+    kube-apiserver hands the decoder's error to its error writer, which makes
+    a reason-less 500 of it; we answer 400 BadRequest with the same words, as
+    the request (not the server) is at fault.
+    """
+    for name, kind, go_type in _OPTION_TYPES:
+        value = options.get(name)
+        if value is not None and not isinstance(value, kind):
+            raise _undecodable(name, value, go_type)
+    pre = options.get("preconditions") or {}
+    for name in ("uid", "resourceVersion"):
+        value = pre.get(name)
+        if value is not None and not isinstance(value, str):
+            raise _undecodable(f"preconditions.{name}", value, "string")
+
+
 def parse_delete_options(options: Obj | None) -> DeleteOptions:
     """Read and validate a DeleteOptions body (ValidateDeleteOptions); 422 when invalid."""
     options = options or {}
+    check_option_types(options)
     causes: list[Cause] = []
     policy = options.get("propagationPolicy")
     orphan = options.get("orphanDependents")
@@ -212,6 +248,8 @@ def should_delete_during_update(new: Obj, old: Obj) -> bool:
     if (new.get("metadata") or {}).get("finalizers"):
         return False
     old_meta = old.get("metadata") or {}
+    if not old_meta.get("finalizers"):
+        return False  # only an update that removes the last finalizers deletes
     if not old_meta.get("deletionTimestamp"):
         return False
     return not old_meta.get("deletionGracePeriodSeconds")

@@ -20,9 +20,13 @@ by ``list`` are the watch cache's own dicts: read them, never mutate them.
 Semantics, all as upstream:
 
 * Write sequence: system metadata (``metadata``) → strategy.prepare →
-  strategy.default → strategy.validate (+ generic ObjectMeta validation) →
-  compare-and-swap write → error translation (KeyExists → 409 AlreadyExists,
-  lost race → retry or 409 Conflict).
+  strategy.default → field ownership (``managed_fields.record_write``:
+  the request's managedFields entry) → mutating admission → strategy.validate (+ generic
+  ObjectMeta validation) → write hooks' begin (allocations) → validating
+  admission → compare-and-swap write → hooks' finish → error translation
+  (KeyExists → 409 AlreadyExists, lost race → retry or 409 Conflict).
+  Admission (``registry.admission``) also runs before a delete; write hooks
+  (``registry.write_hooks``) hear of every real delete.
 * ``resourceVersion`` is the key's mod revision, never stored.  An update
   whose body carries a resourceVersion must match it (409 otherwise); without
   one it is unconditional.  An update that changes nothing is not written.
@@ -48,7 +52,8 @@ from datetime import datetime
 
 from skiff.api.name_rules import name_is_path_segment
 from skiff.api.status import MODIFIED, ApiError, Cause, already_exists, bad_request, conflict, invalid, not_found
-from skiff.registry import deletion, validation
+from skiff.registry import deletion, managed_fields, validation
+from skiff.registry.admission.chain import AdmissionChain, Attributes, Operation
 from skiff.registry.keys import list_prefix, object_key
 from skiff.registry.list_reads import StoreLists, page_from_cache
 from skiff.registry.listing import (
@@ -80,6 +85,7 @@ from skiff.registry.metadata import (
 from skiff.registry.resource import Obj, ResourceInfo
 from skiff.registry.watch_cache import WatchCache, too_large_resource_version
 from skiff.registry.watch_events import error_line
+from skiff.registry.write_hooks import NoHooks, WriteHooks
 from skiff.store.errors import Conflict, KeyExists, KeyNotFound
 from skiff.store.protocol import Store
 
@@ -118,8 +124,12 @@ class GenericRegistry:
         uid: Callable[[], str] = new_uid,
         name_suffix: Callable[[], str] = random_suffix,
         max_attempts: int = MAX_ATTEMPTS,
+        admission: AdmissionChain | None = None,
+        hooks: WriteHooks | None = None,
     ) -> None:
         self.store = store
+        self.admission = admission or AdmissionChain()
+        self.hooks: WriteHooks = hooks or NoHooks()
         self.info = info
         self.cache = cache
         self.clock = clock
@@ -141,6 +151,22 @@ class GenericRegistry:
     def _namespace(self, namespace: str | None) -> str | None:
         return namespace if self.info.namespaced else None
 
+    def _attrs(
+        self, op: Operation, obj: Obj | None, old: Obj | None, *, name: str = "", subresource: str = "",
+        namespace: str | None = None, dry_run: bool = False,
+    ) -> Attributes:  # fmt: skip
+        meta = (obj or old or {}).get("metadata") or {}
+        return Attributes(
+            op,
+            self.info,
+            str((namespace if namespace is not None else meta.get("namespace")) or "") if self.info.namespaced else "",
+            name or str(meta.get("name") or ""),
+            obj,
+            old,
+            subresource,
+            dry_run,
+        )
+
     # -- create ---------------------------------------------------------------------------
     async def create(self, namespace: str | None, obj: Obj, *, dry_run: bool = False) -> Obj:
         if not isinstance(obj, dict):
@@ -153,7 +179,7 @@ class GenericRegistry:
         )
         attempts = NAME_GENERATION_ATTEMPTS if generated else 1
         for attempt in range(attempts):
-            new = self._prepare_create(namespace, deep_copy(obj))
+            new = await self._prepare_create(namespace, deep_copy(obj), dry_run)
             try:
                 return await self._write_new(new, dry_run)
             except ApiError as err:
@@ -161,7 +187,7 @@ class GenericRegistry:
                     raise
         raise AssertionError("unreachable")
 
-    def _prepare_create(self, namespace: str | None, new: Obj) -> Obj:
+    async def _prepare_create(self, namespace: str | None, new: Obj, dry_run: bool) -> Obj:
         set_type_meta(new, self.info)
         fill_create_metadata(new, self.info, self.clock(), self.uid(), self.name_suffix)
         ensure_namespace(new, self.info, namespace)
@@ -169,6 +195,8 @@ class GenericRegistry:
         strategy = self.info.strategy
         strategy.prepare_for_create(new)
         strategy.default(new)
+        managed_fields.record_write(self.info, None, new, self.clock())
+        await self.admission.admit(self._attrs(Operation.CREATE, new, None, dry_run=dry_run))
         causes = strategy.validate(new)
         if not causes:
             causes = validate_create_metadata(new, self.info.namespaced)
@@ -179,13 +207,20 @@ class GenericRegistry:
     async def _write_new(self, new: Obj, dry_run: bool) -> Obj:
         meta = metadata_of(new)
         name = str(meta["name"])
-        if dry_run:
-            return new
-        key = self._key(meta.get("namespace"), name)
+        finish = await self.hooks.begin_create(new, dry_run)
+        written = False
         try:
-            revision = await self.store.create(key, encode(new))
-        except KeyExists:
-            raise already_exists(self.info.plural, self.info.group, name) from None
+            await self.admission.validate(self._attrs(Operation.CREATE, new, None, dry_run=dry_run))
+            if dry_run:
+                return new
+            key = self._key(meta.get("namespace"), name)
+            try:
+                revision = await self.store.create(key, encode(new))
+            except KeyExists:
+                raise already_exists(self.info.plural, self.info.group, name) from None
+            written = True
+        finally:
+            await finish(written)
         set_resource_version(new, revision)
         return new
 
@@ -233,7 +268,7 @@ class GenericRegistry:
             if kv is None:
                 if not allow_create:
                     raise self._not_found(name)
-                created = self._prepare_create(namespace, self._named(produce(None), name))
+                created = await self._prepare_create(namespace, self._named(produce(None), name), dry_run)
                 try:
                     return await self._write_new(created, dry_run), True
                 except ApiError as err:
@@ -250,23 +285,35 @@ class GenericRegistry:
             if not pinned:
                 set_resource_version(new, kv.mod_revision)  # unconditional: as if the client had read it
             self._prepare_update(namespace, name, new, current, subresource)
+            attrs = self._attrs(Operation.UPDATE, new, current, subresource=subresource, dry_run=dry_run)
+            await self.admission.admit(attrs)
+            self._validate_update(name, new, current, subresource)
             if deletion.should_delete_during_update(new, current):
+                await self.admission.validate(attrs)
                 if dry_run:
                     return new, False
                 try:
                     await self.store.delete(key, kv.mod_revision)
                 except (Conflict, KeyNotFound):
                     continue
+                await self.hooks.after_delete(current)
                 return new, False
             if same_object(new, current):
                 return current, False
-            if dry_run:
-                set_resource_version(new, kv.mod_revision)
-                return new, False
+            finish = await self.hooks.begin_update(new, current, dry_run)
+            written = False
             try:
-                revision = await self.store.update(key, encode(new), kv.mod_revision)
-            except (Conflict, KeyNotFound):
-                continue
+                await self.admission.validate(attrs)
+                if dry_run:
+                    set_resource_version(new, kv.mod_revision)
+                    return new, False
+                try:
+                    revision = await self.store.update(key, encode(new), kv.mod_revision)
+                except (Conflict, KeyNotFound):
+                    continue
+                written = True
+            finally:
+                await finish(written)
             set_resource_version(new, revision)
             return new, False
         raise self._conflict(name)
@@ -283,7 +330,7 @@ class GenericRegistry:
         return obj
 
     def _prepare_update(self, namespace: str | None, name: str, new: Obj, old: Obj, subresource: str) -> None:
-        """rest.BeforeUpdate: namespace, carried metadata, strategy, generation, validation."""
+        """rest.BeforeUpdate's first half: namespace, carried metadata, strategy prepare and defaults."""
         set_type_meta(new, self.info)
         ensure_namespace(new, self.info, namespace)
         meta = metadata_of(new)
@@ -307,7 +354,14 @@ class GenericRegistry:
         else:
             strategy.prepare_for_update(new, old)
         strategy.default(new)
-        if metadata_of(new).get("generation") == old_meta.get("generation") and subresource != "status":
+        managed_fields.record_write(self.info, old, new, self.clock())
+
+    def _validate_update(self, name: str, new: Obj, old: Obj, subresource: str) -> None:
+        """rest.BeforeUpdate's second half (after mutating admission): generation and validation."""
+        strategy = self.info.strategy
+        if metadata_of(new).get("generation") == (old.get("metadata") or {}).get("generation") and (
+            subresource != "status"
+        ):
             bump_generation(new, old, self.info)
         causes = strategy.validate(new) + strategy.validate_update(new, old)
         if not causes:
@@ -320,6 +374,15 @@ class GenericRegistry:
         self, namespace: str | None, name: str, options: Obj | None, *, dry_run: bool = False
     ) -> tuple[Obj, bool]:
         opts = deletion.parse_delete_options(options)
+        attrs = self._attrs(Operation.DELETE, None, None, name=name, namespace=namespace or "", dry_run=dry_run)
+        await self.admission.admit(attrs)
+        await self.admission.validate(attrs)
+        return await self._delete_object(namespace, name, opts, dry_run)
+
+    async def _delete_object(
+        self, namespace: str | None, name: str, opts: deletion.DeleteOptions, dry_run: bool
+    ) -> tuple[Obj, bool]:
+        """Store.Delete after admission: preconditions, graceful deletion, finalizers."""
         key = self._key(self._namespace(namespace), name)
         for _ in range(self.max_attempts):
             kv = await self.store.get(key)
@@ -359,6 +422,7 @@ class GenericRegistry:
                 await self.store.delete(key, kv.mod_revision)
             except (Conflict, KeyNotFound):
                 continue
+            await self.hooks.after_delete(current)
             return work, True
         raise self._conflict(name)
 

@@ -38,7 +38,7 @@ RANDOM_LENGTH = 5
 MAX_GENERATED_PREFIX = 63 - RANDOM_LENGTH
 
 #: ObjectMeta's field order in Go, so objects read back the way kubectl shows them.
-_META_ORDER = (
+META_ORDER = (
     "name",
     "generateName",
     "namespace",
@@ -55,7 +55,7 @@ _META_ORDER = (
     "finalizers",
     "managedFields",
 )
-_META_RANK = {name: i for i, name in enumerate(_META_ORDER)}
+_META_RANK = {name: i for i, name in enumerate(META_ORDER)}
 
 NAMESPACE_MISMATCH = "the namespace of the provided object does not match the namespace sent on the request"
 

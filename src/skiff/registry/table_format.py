@@ -159,7 +159,7 @@ def build_row(info: ResourceInfo, obj: Obj, now: datetime) -> list[Any]:
     for column in columns:
         if column.format == "name":
             cells.append(info.strategy.display_name(obj))
-        elif column.name == AGE_COLUMN.name:
+        elif column == AGE_COLUMN:  # CRD columns named "Age" render their own cells
             cells.append(since(meta.get("creationTimestamp"), now))
         else:
             cells.append(next(own, None))

@@ -172,20 +172,21 @@ def validate_finalizers(finalizers: Sequence[str] | None, path: str) -> list[Cau
     return causes
 
 
-def _field_manager_problems(manager: str, path: str) -> list[Cause]:
+def validate_field_manager(manager: str, path: str) -> list[Cause]:
+    """ValidateFieldManager: at most 128 bytes of printable characters (also the ``fieldManager`` option's rule)."""
     causes: list[Cause] = []
     if len(manager.encode()) > FIELD_MANAGER_MAX_LENGTH:
         causes.append(fe.too_long(path, FIELD_MANAGER_MAX_LENGTH))
     position = 0
     for ch in manager:
-        if not _go_is_print(ch):
+        if not go_is_print(ch):
             detail = f"invalid character U+{ord(ch):04X} (at position {position})"
             causes.append(fe.invalid(path, manager, detail))
         position += len(ch.encode())
     return causes
 
 
-def _go_is_print(ch: str) -> bool:
+def go_is_print(ch: str) -> bool:
     """unicode.IsPrint: letters, marks, numbers, punctuation, symbols and the ASCII space."""
     return ch == " " or unicodedata.category(ch)[0] in "LMNPS"
 
@@ -200,7 +201,7 @@ def validate_managed_fields(entries: Sequence[Mapping[str, Any]] | None, path: s
         fields_type = entry.get("fieldsType", "")
         if fields_type and fields_type != "FieldsV1":
             causes.append(fe.invalid(f"{here}.fieldsType", fields_type, "must be `FieldsV1`"))
-        causes += _field_manager_problems(str(entry.get("manager") or ""), f"{here}.manager")
+        causes += validate_field_manager(str(entry.get("manager") or ""), f"{here}.manager")
         if len(str(entry.get("subresource") or "")) > MAX_SUBRESOURCE_NAME_LENGTH:
             causes.append(fe.too_long(f"{here}.subresource", MAX_SUBRESOURCE_NAME_LENGTH))
     return causes

@@ -10,7 +10,15 @@ Contract (k8s.io/apiserver's cacher, simplified where noted):
   freshness, and periodically) move it to the store's revision when idle.
 * Consistent reads (etcd "consistent reads from cache", Kubernetes 1.31+):
   ``consistent_revision`` reads the store's current revision and waits until
-  the cache has caught up to it.
+  the cache has caught up to it.  A wait gives up early (False: the caller
+  reads the store instead) when the answer to its own progress request comes
+  back below the revision it waits for: the store watch cannot vouch for that
+  revision yet — e.g. a watch on etcd < 3.5.8 that is not known to be synced
+  reports only what it delivered (skiff.store.etcd_watch), and on an idle
+  resource nothing more would come until etcd's periodic progress, minutes
+  later.  Progress answers are matched to requests by count (they come back in
+  order on the watch stream); a miscount only makes a wait end early (a store
+  read: correct) or late (the timeout), never wrong.
 * Objects: each object is parsed once and serialised once (``CachedObject``).
 * Events: a ring of the last ``capacity`` events (``CacheEvent``), each
   serialised at most once per shape; the same bytes object goes to every
@@ -110,7 +118,9 @@ class WatchCache:
         self._all: set[CacheWatcher] = set()
         self._by_ns_watchers: dict[str, set[CacheWatcher]] = {}
         self._by_index: dict[tuple[str, str], set[CacheWatcher]] = {}
-        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._waiters: list[tuple[int, int, asyncio.Future[bool]]] = []  # (revision, progress ticket, future)
+        self._progress_asked = 0
+        self._progress_seen = 0
         self._ready = asyncio.Event()
         self._store_watcher: Watcher | None = None
         self._task: asyncio.Task[None] | None = None
@@ -174,6 +184,7 @@ class WatchCache:
         self._sorted = {}
         self._ring.clear()
         self.revision = self.history_from = listed.revision
+        self._progress_asked = self._progress_seen = 0
         self._store_watcher = watcher
         self._ready.set()
         self._advance()
@@ -190,7 +201,14 @@ class WatchCache:
         """Keep ``revision`` current while the resource is idle, so bookmarks advance."""
         while True:
             await asyncio.sleep(self.bookmark_interval)
-            await watcher.request_progress()
+            await self._ask_progress(watcher)
+
+    async def _ask_progress(self, watcher: Watcher) -> int:
+        """Request a progress notification; returns its ticket (the count of requests so far)."""
+        self._progress_asked += 1
+        ticket = self._progress_asked
+        await watcher.request_progress()
+        return ticket
 
     def _close_watchers(self) -> None:
         for group in (self._all, *self._by_ns_watchers.values(), *self._by_index.values()):
@@ -210,8 +228,10 @@ class WatchCache:
     def _apply(self, response: WatchResponse) -> None:
         for event in response.events:
             self._apply_event(event)
-        if response.progress and response.revision > self.revision:
-            self.revision = response.revision
+        if response.progress:
+            self._progress_seen += 1
+            if response.revision > self.revision:
+                self.revision = response.revision
         self._advance()
 
     def _apply_event(self, event: Event) -> None:
@@ -274,33 +294,36 @@ class WatchCache:
     def _advance(self) -> None:
         if not self._waiters:
             return
-        still: list[tuple[int, asyncio.Future[None]]] = []
-        for wanted, fut in self._waiters:
-            if wanted <= self.revision:
+        still: list[tuple[int, int, asyncio.Future[bool]]] = []
+        for wanted, ticket, fut in self._waiters:
+            if wanted <= self.revision or (ticket and ticket <= self._progress_seen):
                 if not fut.done():
-                    fut.set_result(None)
+                    fut.set_result(wanted <= self.revision)
             else:
-                still.append((wanted, fut))
+                still.append((wanted, ticket, fut))
         self._waiters = still
 
     # -- freshness ---------------------------------------------------------------------------
     async def wait_for_revision(self, revision: int, seconds: float | None = None) -> bool:
-        """Wait until the cache has applied ``revision``; False if ``seconds`` (default freshness_timeout) pass."""
+        """Wait until the cache has applied ``revision``; False if ``seconds`` (default freshness_timeout)
+        pass or the store's answer to this wait's progress request stays below ``revision``."""
         if self.revision >= revision:
             return True
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append((revision, fut))
+        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         watcher = self._store_watcher
+        ticket = 0
         if watcher is not None:
-            await watcher.request_progress()
+            ticket = self._progress_asked + 1  # the ticket _ask_progress is about to take
+        self._waiters.append((revision, ticket, fut))
+        if watcher is not None:
+            await self._ask_progress(watcher)
         try:
             async with asyncio.timeout(self.freshness_timeout if seconds is None else seconds):
-                await fut
-            return True
+                return await fut
         except TimeoutError:
             return False
         finally:
-            self._waiters = [(r, f) for r, f in self._waiters if f is not fut]
+            self._waiters = [w for w in self._waiters if w[2] is not fut]
 
     async def store_revision(self) -> int:
         """The store's current revision (the header of a one-key read)."""

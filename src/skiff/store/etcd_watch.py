@@ -27,6 +27,11 @@ a response showed it at the head, or etcd sent it a periodic progress, which
 etcd sends to synced watchers only).  Before that, a requested progress reports
 the last revision delivered, which is always true.  Even when synced, those
 etcd versions may, rarely, send the progress just before an event it covers.
+
+Writes to the stream are serialised (``_write_lock``): gRPC's asyncio stream
+allows one pending write at a time, and a second concurrent ``write`` (two
+readers asking for progress at once) breaks the whole call with
+``INTERNAL: Internal error from Core``.
 """
 
 from __future__ import annotations
@@ -75,6 +80,7 @@ class EtcdWatcher:
         self._fragments: list[Any] = []
         self._progress_wanted = False
         self._closed = False
+        self._write_lock = asyncio.Lock()
 
     async def open(self) -> None:
         """Create the watch; after this returns, every later commit will be delivered."""
@@ -111,9 +117,13 @@ class EtcdWatcher:
     async def request_progress(self) -> None:
         self._progress_wanted = True
         try:
-            await self._call.write(self._rpc.WatchRequest(progress_request=self._rpc.WatchProgressRequest()))
+            await self._write_progress_request(self._call)
         except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
             pass  # the stream is broken: the reader reconnects and asks again
+
+    async def _write_progress_request(self, call: Any) -> None:
+        async with self._write_lock:
+            await call.write(self._rpc.WatchRequest(progress_request=self._rpc.WatchProgressRequest()))
 
     async def close(self) -> None:
         if not self._closed:
@@ -212,7 +222,7 @@ class EtcdWatcher:
         self._synced = self._next > head
         self._call, self._endpoint, self._watch_id = call, endpoint, resp.watch_id
         if self._progress_wanted:
-            await call.write(self._rpc.WatchRequest(progress_request=self._rpc.WatchProgressRequest()))
+            await self._write_progress_request(call)
 
     async def _reconnect(self) -> None:
         self._call.cancel()

@@ -4,14 +4,21 @@ Follows apiextensions-apiserver pkg/registry/customresourcedefinition/strategy.g
 and pkg/apis/apiextensions/v1/defaults.go at the level this strategy owns:
 the name is ``<plural>.<group>``, exactly one version is the storage version,
 conversion defaults to None, singular and listKind default from plural and
-kind, and status starts with the storage version as the only stored version.
-Serving a CRD (Established, discovery) is the CRD controller's job.
+kind, and status starts with the storage version as the only stored version;
+an update that changes the storage version adds it to ``storedVersions``,
+and a stored version may not leave ``spec.versions``.  Per version: a schema
+is required and must be structural at a basic level, printer columns and
+scale paths must make sense (``crd_schema_rules``).  ``group`` and ``scope``
+are immutable.  Serving a CRD (Established, discovery) is the establisher's
+job (skiff.apiserver.crds).
 """
 
 from __future__ import annotations
 
 from skiff.api import field_errors as fe
+from skiff.api import name_rules
 from skiff.api.status import Cause
+from skiff.registry.apiextensions.crd_schema_rules import validate_version_rules
 from skiff.registry.resource import Obj
 from skiff.registry.strategies import SpecStatusStrategy, immutable
 
@@ -70,11 +77,45 @@ class CustomResourceDefinitionStrategy(SpecStatusStrategy):
                 causes.append(fe.required(f"spec.versions[{i}].name"))
             elif vname in seen:
                 causes.append(fe.duplicate(f"spec.versions[{i}].name", vname))
+            else:
+                causes += [fe.invalid(f"spec.versions[{i}].name", vname, m) for m in name_rules.is_dns1035_label(vname)]
             seen.add(vname)
+            causes += validate_version_rules(version, f"spec.versions[{i}]")
+        if versions and not any(v.get("served") for v in versions):
+            causes.append(fe.invalid("spec.versions", None, "must have at least one version marked as served"))
+        if plural:
+            causes += [fe.invalid("spec.names.plural", plural, m) for m in name_rules.is_dns1123_label(plural)]
+        if spec.get("preserveUnknownFields") is True:
+            causes.append(
+                fe.invalid(
+                    "spec.preserveUnknownFields",
+                    True,
+                    "cannot set to true, set x-kubernetes-preserve-unknown-fields to true in "
+                    "spec.versions[*].schema instead",
+                )
+            )
         return causes
+
+    def prepare_for_update(self, new: Obj, old: Obj) -> None:
+        """Status is carried over; a new storage version joins ``storedVersions`` (strategy.go)."""
+        super().prepare_for_update(new, old)
+        versions = (new.get("spec") or {}).get("versions") or []
+        storage = next((v.get("name") for v in versions if isinstance(v, dict) and v.get("storage")), None)
+        status = new.get("status")
+        if storage and isinstance(status, dict):
+            stored = list(status.get("storedVersions") or [])
+            if storage not in stored:
+                status["storedVersions"] = [*stored, storage]
 
     def validate_update(self, new: Obj, old: Obj) -> list[Cause]:
         new_spec, old_spec = new.get("spec") or {}, old.get("spec") or {}
+        causes: list[Cause] = []
         if new_spec.get("group") != old_spec.get("group"):
-            return [immutable("spec.group", new_spec.get("group"))]
-        return []
+            causes.append(immutable("spec.group", new_spec.get("group")))
+        if new_spec.get("scope") != old_spec.get("scope"):
+            causes.append(immutable("spec.scope", new_spec.get("scope")))
+        names = {v.get("name") for v in new_spec.get("versions") or [] if isinstance(v, dict)}
+        for i, stored in enumerate((new.get("status") or {}).get("storedVersions") or []):
+            if stored not in names:
+                causes.append(fe.invalid(f"status.storedVersions[{i}]", stored, "must appear in spec.versions"))
+        return causes

@@ -81,9 +81,8 @@ class PodStrategy(SpecStatusStrategy):
             return
         default_pod_spec(spec)
         spec.setdefault("enableServiceLinks", True)  # SetDefaults_Pod (pods only, not templates)
-        # The Priority admission plugin with no default PriorityClass.
-        spec.setdefault("priority", 0)
-        spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
+        # spec.priority and spec.preemptionPolicy are the Priority admission plugin's
+        # (skiff.registry.admission.priority): it must see whether the client set them.
 
     def validate_spec(self, obj: Obj) -> list[Cause]:
         return validate_pod_spec(obj.get("spec"), "spec")

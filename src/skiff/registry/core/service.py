@@ -48,6 +48,13 @@ class ServiceStrategy(SpecStatusStrategy):
     def initial_status(self, obj: Obj) -> Obj:
         return {"loadBalancer": {}}
 
+    def prepare_for_update(self, new: Obj, old: Obj) -> None:
+        super().prepare_for_update(new, old)
+        new_spec, old_spec = new.get("spec"), old.get("spec")
+        if isinstance(new_spec, dict) and isinstance(old_spec, dict):
+            drop_type_dependent_fields(new_spec, old_spec)
+            patch_allocated_values(new_spec, old_spec)
+
     def default(self, obj: Obj) -> None:
         spec = obj.setdefault("spec", {})
         if not isinstance(spec, dict):
@@ -118,6 +125,55 @@ class ServiceStrategy(SpecStatusStrategy):
             port_string(spec.get("ports") or []) or "<none>",
             format_labels(spec.get("selector")),
         ]
+
+
+def _needs_cluster_ip(spec: Obj) -> bool:
+    return bool(spec.get("type", "ClusterIP") != "ExternalName")
+
+
+def _needs_node_ports(spec: Obj) -> bool:
+    kind = spec.get("type", "ClusterIP")
+    return bool(
+        kind == "NodePort" or (kind == "LoadBalancer" and spec.get("allocateLoadBalancerNodePorts") is not False)
+    )
+
+
+def _node_ports(spec: Obj) -> list[Any]:
+    return [p.get("nodePort") for p in spec.get("ports") or [] if isinstance(p, dict)]
+
+
+def drop_type_dependent_fields(new: Obj, old: Obj) -> None:
+    """dropTypeDependentFields: a type change drops allocated values the user left untouched."""
+    if _needs_cluster_ip(old) and not _needs_cluster_ip(new):
+        if new.get("clusterIP") == old.get("clusterIP") and new.get("clusterIPs") == old.get("clusterIPs"):
+            for key in ("clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"):
+                new.pop(key, None)
+    if _needs_node_ports(old) and not _needs_node_ports(new) and _node_ports(new) == _node_ports(old):
+        for port in new.get("ports") or []:
+            if isinstance(port, dict):
+                port.pop("nodePort", None)
+
+
+def patch_allocated_values(new: Obj, old: Obj) -> None:
+    """patchAllocatedValues: an update that omits allocated values keeps the stored ones.
+
+    ``kubectl replace`` and ``apply`` send services without clusterIP or node
+    ports; upstream copies them from the stored object (node ports matched by
+    port name, never one another port of the new object already uses).
+    """
+    if _needs_cluster_ip(old) and _needs_cluster_ip(new):
+        if not new.get("clusterIP") and old.get("clusterIP"):
+            new["clusterIP"] = old["clusterIP"]
+        if not new.get("clusterIPs") and old.get("clusterIPs"):
+            new["clusterIPs"] = list(old["clusterIPs"])
+    if _needs_node_ports(old) and _needs_node_ports(new):
+        used = {n for n in _node_ports(new) if n} & {n for n in _node_ports(old) if n}
+        by_name = {p.get("name", ""): p.get("nodePort") for p in old.get("ports") or [] if isinstance(p, dict)}
+        for port in new.get("ports") or []:
+            if isinstance(port, dict) and not port.get("nodePort"):
+                previous = by_name.get(port.get("name", ""))
+                if previous and previous not in used:
+                    port["nodePort"] = previous
 
 
 def _validate_port(port: Any, path: str, named: bool, names: set[str], kind: str) -> list[Cause]:

@@ -28,9 +28,6 @@ import datetime
 import os
 import platform
 import sys
-import time
-import traceback
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +40,7 @@ from apiserverbench.servers import ETCD, SQLITE, STORES, RunningServer, peak_rss
 from apiserverbench.watch import measure_watch_fanout
 from storebench.profile import PySpyRecording, py_spy_path
 from storebench.report import profile_lines
+from storebench.runlog import log, recorded
 from storebench.workloads import WatchPlan
 
 LIST_SIZES = (500, 5000)
@@ -78,21 +76,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.pods < sum(LIST_SIZES):
         parser.error(f"--pods must be at least {sum(LIST_SIZES)} (the list cells' pods count towards it)")
     return args
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-@contextlib.asynccontextmanager
-async def recorded(data: dict[str, Any], path: str) -> AsyncIterator[None]:
-    """Run one cell; a failure is recorded under ``errors[path]`` and the run goes on."""
-    try:
-        yield
-    except Exception as err:  # a failed cell is a figure too: reported, not hidden
-        data["errors"][path] = f"{type(err).__name__}: {err}"
-        log(f"  {path} FAILED: {data['errors'][path]}")
-        traceback.print_exc(file=sys.stderr)
 
 
 class Profiled:

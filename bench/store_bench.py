@@ -19,20 +19,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import datetime
 import os
 import platform
 import sys
-import time
-import traceback
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from storebench.check_perf import run_check_perf
 from storebench.profile import PySpyRecording, py_spy_path
 from storebench.report import build_tables, profile_lines, ratio_lines, write_outputs
+from storebench.runlog import log, recorded
 from storebench.targets import ETCD_35, FACADE, SQLITE, TARGETS, RunningTarget, find_etcd_binaries, open_target
 from storebench.workloads import (
     WatchPlan,
@@ -77,21 +74,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.clients = [int(c) for c in args.clients.split(",") if c]
     args.watchers = [int(w) for w in args.watchers.split(",") if w]
     return args
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-@contextlib.asynccontextmanager
-async def recorded(data: dict[str, Any], path: str) -> AsyncIterator[None]:
-    """Run one cell; a failure is recorded under ``errors[path]`` and the run goes on."""
-    try:
-        yield
-    except Exception as err:  # a failed cell is a figure too: reported, not hidden
-        data["errors"][path] = f"{type(err).__name__}: {err}"
-        log(f"  {path} FAILED: {data['errors'][path]}")
-        traceback.print_exc(file=sys.stderr)
 
 
 async def bench_target(name: str, args: argparse.Namespace, etcdctl: Path | None) -> dict[str, Any]:

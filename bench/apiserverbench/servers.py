@@ -19,7 +19,6 @@ import contextlib
 import os
 import re
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -30,6 +29,7 @@ from pathlib import Path
 import aiohttp
 
 from skiff.store.etcd_process import EtcdMember, find_binaries
+from storebench.targets import stop_process
 
 SQLITE = "sqlite"
 ETCD = "etcd"
@@ -131,7 +131,7 @@ async def _apiserver(store: str, workdir: Path, store_url: str, etcd_pid: int | 
         await _wait_ready(server, process, err_path)
         yield server
     finally:
-        await _stop(process)
+        await stop_process(process, STOP_GRACE)
 
 
 async def _wait_for_urls(process: asyncio.subprocess.Process, out: Path, err: Path) -> tuple[str, str]:
@@ -160,17 +160,3 @@ async def _wait_ready(server: RunningServer, process: asyncio.subprocess.Process
 async def _tail(path: Path) -> str:
     data = await asyncio.to_thread(path.read_bytes)
     return data[-3000:].decode(errors="replace")
-
-
-async def _stop(process: asyncio.subprocess.Process) -> None:
-    """SIGTERM by PID, then SIGKILL after the grace period."""
-    if process.returncode is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(process.pid, signal.SIGTERM)
-        try:
-            await asyncio.wait_for(process.wait(), STOP_GRACE)
-            return
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(process.pid, signal.SIGKILL)
-    await process.wait()

@@ -122,7 +122,7 @@ async def _facade(workdir: Path) -> AsyncIterator[RunningTarget]:
         finally:
             await store.close()
     finally:
-        await _stop_process(process)
+        await stop_process(process)
 
 
 async def _wait_for_address(process: asyncio.subprocess.Process, stdout: Path, stderr: Path) -> str:
@@ -139,13 +139,13 @@ async def _wait_for_address(process: asyncio.subprocess.Process, stdout: Path, s
     raise RuntimeError(f"skiff store serve did not print its address (exit {process.returncode}):\n{tail}")
 
 
-async def _stop_process(process: asyncio.subprocess.Process) -> None:
-    """SIGTERM by PID, then SIGKILL after the grace period."""
+async def stop_process(process: asyncio.subprocess.Process, grace: float = STOP_GRACE) -> None:
+    """SIGTERM by PID, then SIGKILL after ``grace`` seconds."""
     if process.returncode is None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(process.pid, signal.SIGTERM)
         try:
-            await asyncio.wait_for(process.wait(), STOP_GRACE)
+            await asyncio.wait_for(process.wait(), grace)
             return
         except TimeoutError:
             with contextlib.suppress(ProcessLookupError):

@@ -1,4 +1,4 @@
-"""Imports point down only (STYLE.md): cli > apiserver > registry > store > api.
+"""Imports point down only (STYLE.md): cli > apiserver | components > client | registry > store > api.
 
 Checked on the source (ast), so a violating import fails here even if no test
 happens to execute it.
@@ -19,6 +19,12 @@ FORBIDDEN = {
     "store": ("registry", "apiserver", "cli"),
     "registry": ("apiserver", "cli"),
     "apiserver": ("cli",),
+    "client": ("store", "registry", "apiserver", "cli", "controllers", "scheduler", "kubelet", "proxy"),
+    # Components are clients of the REST API like any other user: no back door into the store.
+    **{
+        component: ("store", "registry", "apiserver", "cli")
+        for component in ("controllers", "scheduler", "kubelet", "proxy")
+    },
 }
 
 

@@ -1,0 +1,60 @@
+"""The work queue's guarantees: dedupe, no concurrent processing of one key, per-key back-off."""
+
+from __future__ import annotations
+
+import asyncio
+
+from skiff.client.clock import FakeClock
+from skiff.client.workqueue import WorkQueue
+
+
+async def test_adds_of_a_waiting_key_collapse_into_one() -> None:
+    q = WorkQueue(FakeClock())
+    for key in ("a", "b", "a", "a"):
+        q.add(key)
+    assert len(q) == 2
+    assert await q.get() == "a"
+    assert await q.get() == "b"
+
+
+async def test_key_added_while_processing_is_handed_out_again_only_after_done() -> None:
+    q = WorkQueue(FakeClock())
+    q.add("a")
+    key = await q.get()
+    q.add("a")
+    assert len(q) == 0  # not handed to a second worker meanwhile
+    q.done(key or "")
+    assert len(q) == 1
+    assert await q.get() == "a"
+
+
+async def test_rate_limited_adds_back_off_exponentially_and_forget_resets() -> None:
+    clock = FakeClock()
+    q = WorkQueue(clock)
+    q.add_rate_limited("a")
+    await asyncio.sleep(0)
+    assert len(q) == 0
+    clock.advance(0.005)
+    await asyncio.sleep(0)
+    assert len(q) == 1
+    assert await q.get() == "a"
+    q.done("a")
+    q.add_rate_limited("a")
+    await asyncio.sleep(0)
+    clock.advance(0.005)
+    await asyncio.sleep(0)
+    assert len(q) == 0  # second failure waits 10 ms
+    clock.advance(0.005)
+    await asyncio.sleep(0)
+    assert len(q) == 1
+    assert q.num_requeues("a") == 2
+    q.forget("a")
+    assert q.num_requeues("a") == 0
+
+
+async def test_shutdown_releases_waiting_workers() -> None:
+    q = WorkQueue(FakeClock())
+    waiter = asyncio.create_task(q.get())
+    await asyncio.sleep(0)
+    q.shutdown()
+    assert await waiter is None

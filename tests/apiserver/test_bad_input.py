@@ -232,11 +232,29 @@ def test_object_over_the_store_limit_is_413(apiserver: RunningApiServer, stored:
     assert status["message"] == "Request entity too large: etcdserver: request is too large"
     assert apiserver.request("GET", f"{path}/huge")[0] == 404
 
-    # Growing the target past the limit by a patch is refused the same way, and changes nothing.
-    big = {"data": {f"k{i}": "y" * 1024 for i in range(1600)}}
+
+
+def test_configmap_and_secret_data_over_1_mib_is_422(apiserver: RunningApiServer, stored: bytes) -> None:
+    # Growing the target past MaxSecretSize by a patch is refused by validation, and changes nothing.
+    big = {"data": {f"k{i}": "y" * 1024 for i in range(1100)}}
     got, _, answer = apiserver.request("PATCH", TARGET, encoded(big), {"Content-Type": MERGE})
-    assert got == 413, answer
+    status = status_of(answer)
+    assert got == 422, answer
+    assert status["details"]["causes"] == [
+        {"reason": "FieldValueTooLong", "message": "Too long: may not be more than 1048576 bytes"}
+    ]  # the whole object: Go omits the empty field
     assert read_target(apiserver) == stored
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "too-big"},
+        "stringData": {"a": "s" * (1024 * 1024 + 1)},
+    }
+    path = f"/api/v1/namespaces/{NS}/secrets"
+    got, _, answer = apiserver.request("POST", path, encoded(secret), {"Content-Type": JSON})
+    assert got == 422, answer
+    assert status_of(answer)["details"]["causes"][0]["field"] == "data"
+    assert apiserver.request("GET", f"{path}/too-big")[0] == 404
 
 
 def test_request_body_over_3_mib_is_413(apiserver: RunningApiServer, stored: bytes) -> None:

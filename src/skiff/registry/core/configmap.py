@@ -1,4 +1,4 @@
-"""ConfigMaps (core/v1): valid, unique keys; ``immutable: true`` freezes data.
+"""ConfigMaps (core/v1): valid, unique keys, at most 1 MiB of data; ``immutable: true`` freezes data.
 
 pkg/apis/core/validation ValidateConfigMap / ValidateConfigMapUpdate: every
 key of ``data`` and ``binaryData`` is a config-map key and appears in only
@@ -33,6 +33,9 @@ class ConfigMapStrategy(ObjectStrategy):
         causes += validate_data_keys(obj.get("binaryData"), "binaryData")
         both = set(obj.get("data") or {}) & set(obj.get("binaryData") or {})
         causes += [fe.invalid("data", key, "duplicate of key present in binaryData") for key in sorted(both)]
+        size = data_size(obj.get("data"), encoded=False) + data_size(obj.get("binaryData"), encoded=True)
+        if size > MAX_DATA_SIZE:
+            causes.append(fe.too_long("", MAX_DATA_SIZE))  # "" = the whole object, as upstream reports it
         return causes
 
     def validate_update(self, new: Obj, old: Obj) -> list[Cause]:
@@ -40,6 +43,18 @@ class ConfigMapStrategy(ObjectStrategy):
 
     def row(self, obj: Obj, now: datetime) -> list[Any]:
         return [len(obj.get("data") or {}) + len(obj.get("binaryData") or {})]
+
+
+def data_size(data: Any, *, encoded: bool) -> int:
+    """Bytes held by a data map; base64 values (binaryData, Secret data) count decoded."""
+    if not isinstance(data, dict):
+        return 0
+    total = 0
+    for value in data.values():
+        if not isinstance(value, str):
+            continue
+        total += len(value) * 3 // 4 - value.count("=", -2) if encoded else len(value.encode())
+    return total
 
 
 def validate_data_keys(data: Any, path: str) -> list[Cause]:

@@ -14,7 +14,7 @@ from typing import Any
 
 from skiff.api import field_errors as fe
 from skiff.api.status import Cause
-from skiff.registry.core.configmap import validate_data_keys, validate_immutable_data
+from skiff.registry.core.configmap import MAX_DATA_SIZE, data_size, validate_data_keys, validate_immutable_data
 from skiff.registry.resource import AGE_COLUMN, NAME_COLUMN, Column, Obj
 from skiff.registry.strategies import ObjectStrategy, immutable
 
@@ -61,6 +61,8 @@ class SecretStrategy(ObjectStrategy):
                 causes.append(fe.required("metadata.annotations[kubernetes.io/service-account.name]"))
         if kind == "kubernetes.io/basic-auth" and "username" not in data and "password" not in data:
             causes.append(fe.required("data[username]", "one of username or password is required"))
+        if data_size(data, encoded=True) > MAX_DATA_SIZE:
+            causes.append(fe.too_long("data", MAX_DATA_SIZE))
         return causes
 
     def validate_update(self, new: Obj, old: Obj) -> list[Cause]:

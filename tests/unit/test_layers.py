@@ -19,6 +19,7 @@ FORBIDDEN = {
     "store": ("registry", "apiserver", "cli"),
     "registry": ("apiserver", "cli"),
     "apiserver": ("cli",),
+    "localcluster": ("cli",),
     "client": ("store", "registry", "apiserver", "cli", "controllers", "scheduler", "kubelet", "proxy"),
     # Components are clients of the REST API like any other user: no back door into the store.
     **{

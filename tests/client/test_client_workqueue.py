@@ -58,3 +58,20 @@ async def test_shutdown_releases_waiting_workers() -> None:
     await asyncio.sleep(0)
     q.shutdown()
     assert await waiter is None
+
+
+async def test_a_shorter_delay_replaces_a_pending_longer_one() -> None:
+    clock = FakeClock()
+    q = WorkQueue(clock)
+    q.add_after("a", 10)
+    q.add_after("a", 1)
+    q.add_after("a", 5)  # later than the pending 1 s: ignored
+    await asyncio.sleep(0)
+    clock.advance(1)
+    await asyncio.sleep(0)
+    assert len(q) == 1
+    assert await q.get() == "a"
+    q.done("a")
+    clock.advance(20)
+    await asyncio.sleep(0)
+    assert len(q) == 0  # the cancelled 10 s timer never fires

@@ -10,6 +10,7 @@ retry policy, because only they know whether a write is safe to repeat.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
@@ -54,9 +55,12 @@ class ApiClient:
         await self.close()
 
     async def close(self) -> None:
+        """Close the pool; TLS transports need a moment to shut down (aiohttp's advice), else they leak."""
         if self._session is not None:
             await self._session.close()
             self._session = None
+            if self._ssl is not None:
+                await asyncio.sleep(0.25)
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:

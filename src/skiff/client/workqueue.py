@@ -25,7 +25,7 @@ class WorkQueue:
         self._dirty: set[str] = set()
         self._processing: set[str] = set()
         self._failures: dict[str, int] = {}
-        self._waiting: dict[str, asyncio.Task[None]] = {}
+        self._waiting: dict[str, tuple[float, asyncio.Task[None]]] = {}
         self._getters: deque[asyncio.Future[None]] = deque()
         self._shutting_down = False
 
@@ -42,21 +42,23 @@ class WorkQueue:
         self._notify()
 
     def add_after(self, key: str, seconds: float) -> None:
-        """Add once ``seconds`` have passed; an earlier pending delay for the key wins."""
+        """Add once ``seconds`` have passed; of two pending delays for a key, the earlier wins."""
         if self._shutting_down:
             return
         if seconds <= 0:
             self.add(key)
             return
-        if key in self._waiting:
-            return
-        self._waiting[key] = asyncio.create_task(self._delayed(key, seconds))
+        due = self.clock.monotonic() + seconds
+        pending = self._waiting.get(key)
+        if pending is not None:
+            if pending[0] <= due:
+                return
+            pending[1].cancel()
+        self._waiting[key] = (due, asyncio.create_task(self._delayed(key, seconds)))
 
     async def _delayed(self, key: str, seconds: float) -> None:
-        try:
-            await self.clock.sleep(seconds)
-        finally:
-            self._waiting.pop(key, None)
+        await self.clock.sleep(seconds)
+        self._waiting.pop(key, None)
         self.add(key)
 
     def add_rate_limited(self, key: str) -> None:
@@ -95,7 +97,7 @@ class WorkQueue:
 
     def shutdown(self) -> None:
         self._shutting_down = True
-        for task in self._waiting.values():
+        for _, task in self._waiting.values():
             task.cancel()
         self._waiting.clear()
         self._notify()

@@ -233,7 +233,6 @@ def test_object_over_the_store_limit_is_413(apiserver: RunningApiServer, stored:
     assert apiserver.request("GET", f"{path}/huge")[0] == 404
 
 
-
 def test_configmap_and_secret_data_over_1_mib_is_422(apiserver: RunningApiServer, stored: bytes) -> None:
     # Growing the target past MaxSecretSize by a patch is refused by validation, and changes nothing.
     big = {"data": {f"k{i}": "y" * 1024 for i in range(1100)}}

@@ -165,10 +165,10 @@ def test_discovery_and_openapi_content_types(apiserver: RunningApiServer) -> Non
     assert status == 200
 
 
-def test_node_agent_subresources_are_501(apiserver: RunningApiServer) -> None:
-    status, _, body = apiserver.request("GET", "/api/v1/namespaces/default/pods/p/log")
+def test_pods_proxy_is_501(apiserver: RunningApiServer) -> None:
+    status, _, body = apiserver.request("GET", "/api/v1/namespaces/default/pods/p/proxy")
     assert status == 501
-    assert "kubelet" in json.loads(body)["message"]
+    assert "proxy" in json.loads(body)["message"]
 
 
 def test_watch_from_a_resource_version_replays_changes_and_times_out(apiserver: RunningApiServer) -> None:

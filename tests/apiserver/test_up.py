@@ -61,8 +61,8 @@ def test_up_writes_a_working_kubeconfig(tmp_path: Path) -> None:
     proc, out = _start_up(tmp_path, "--kubeconfig", str(target))
     try:
         text = _wait_for_kubeconfig_line(proc, out)
-        assert re.search(r"Kubernetes API on https://127\.0\.0\.1:\d+", text)
-        assert re.search(r"etcd v3 API on 127\.0\.0\.1:\d+", text)
+        assert re.search(r"Kubernetes API on https://127(\.\d+){3}:\d+", text)
+        assert re.search(r"etcd v3 API on 127(\.\d+){3}:\d+", text)
         assert f"kubeconfig written to {target} (context skiff)" in text
         config = yaml.safe_load(target.read_text())
         assert config["current-context"] == "skiff"

@@ -30,7 +30,7 @@ import orjson
 from aiohttp import web
 
 from skiff.api.status import ApiError, internal_error, path_not_found, too_large, unauthorized
-from skiff.apiserver import bodies, discovery, health, resource_handlers, reviews
+from skiff.apiserver import bodies, discovery, health, pod_proxy, pod_subresources, resource_handlers, reviews
 from skiff.apiserver.auth import (
     AUTHENTICATED_GROUP,
     AllowAuthenticated,
@@ -86,6 +86,8 @@ class ApiApp:
     readyz_checks: Mapping[str, health.Check] = field(default_factory=dict)
     #: host:port clients reach us at (APIVersions.serverAddressByClientCIDRs).
     server_address: str = ""
+    #: How pods/log, exec, attach and portforward reach kubelets (binding and eviction need nothing).
+    kubelet_dialer: pod_proxy.KubeletDialer = field(default_factory=pod_proxy.KubeletDialer)
     _cache: dict[Any, Any] = field(default_factory=dict)
 
     def build(self) -> web.Application:
@@ -162,6 +164,8 @@ class ApiApp:
         if ri is not None:
             if ri.verb == "create" and (ri.group, ri.resource) in reviews.REVIEWS and not ri.name:
                 return await self._review(request, ri)
+            if pod_subresources.is_routed_here(ri):
+                return await pod_subresources.PodSubresources(self.served, self.kubelet_dialer).handle(request, ri)
             served = self.served.find(ri.group, ri.version, ri.resource)
             if served is None:
                 raise path_not_found()

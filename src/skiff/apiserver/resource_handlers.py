@@ -13,8 +13,8 @@ k8s.io/apiserver endpoints/handlers does for every resource alike:
   upstream store sets ``ReturnDeletedObject``; deletecollection → 200
   ``<Kind>List``;
 * ``status`` and ``scale`` subresources → the registry's subresource writes;
-  the node-agent subresources (log, exec, attach, portforward, proxy) → 501
-  until the kubelet exists (issue C).
+  pods/binding, eviction, log, exec, attach and portforward never get here
+  (:mod:`pod_subresources` serves them); pods/proxy → 501 until it is served.
 
 Everything raises ApiError; the app turns it into the Status response.
 """
@@ -46,8 +46,8 @@ from skiff.registry.metadata import utc_now
 from skiff.registry.resource import Obj, ResourceInfo
 from skiff.store import errors as store_errors
 
-#: Subresources served by a node agent; answered 501 until the kubelet exists.
-NODE_AGENT_SUBRESOURCES = ("log", "exec", "attach", "portforward", "proxy")
+#: Node-agent subresources nothing serves yet (the others are skiff.apiserver.pod_subresources').
+NODE_AGENT_SUBRESOURCES = ("proxy",)
 
 
 def not_implemented(message: str) -> ApiError:
@@ -105,7 +105,7 @@ async def _dispatch(call: Call) -> web.StreamResponse:
     sub = call.ri.subresource
     if sub in NODE_AGENT_SUBRESOURCES:
         raise not_implemented(
-            f"{call.info.plural}/{sub} needs a node agent (kubelet), which this cluster does not run yet"
+            f"{call.info.plural}/{sub} is not served yet (the kubelet serves log, exec, attach and portforward)"
         )
     verb = call.ri.verb
     if verb == "get":

@@ -41,6 +41,7 @@ from skiff.apiserver.app import ApiApp
 from skiff.apiserver.auth import Authenticator, load_token_file
 from skiff.apiserver.crds.establisher import CRD_GROUP, CRD_PLURAL, CRD_VERSION, CrdEstablisher
 from skiff.apiserver.field_validation import SchemaFieldChecker
+from skiff.apiserver.pod_proxy import KubeletDialer
 from skiff.apiserver.served import ServedResources
 from skiff.registry.admission import AdmissionChain, default_chain
 from skiff.registry.allocators import DEFAULT_NODE_PORT_RANGE, DEFAULT_SERVICE_CIDR
@@ -150,6 +151,7 @@ class ApiServer:
             self.served,
             authenticator=Authenticator(tokens),
             field_checker=SchemaFieldChecker(schemas),
+            kubelet_dialer=KubeletDialer(self.pki.admin_cert, self.pki.admin_key),
             livez_checks={"ping": _ok, "etcd": self._store_check},
             readyz_checks={
                 "ping": _ok,

@@ -11,11 +11,16 @@ import argparse
 import asyncio
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 
+# Components fork workers (skiff up, the kubelet) after gRPC may be loaded; every child execs at once, so
+# gRPC's fork handlers have nothing to protect and would only log that they skip.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
+
 #: Subcommand modules under skiff.cli, in the order --help lists them.
-SUBCOMMANDS = ("up", "apiserver", "store")
+SUBCOMMANDS = ("up", "apiserver", "controller_manager", "scheduler", "kubelet", "proxy", "sim", "store")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,17 +1,21 @@
-"""``skiff up``: one command, a working local Skiff on the embedded store.
+"""``skiff up``: one command, a whole local cluster on the embedded store.
 
-Starts, in one process, on ``DATA_DIR/skiff.db``:
+In this process: the store (``DATA_DIR/skiff.db``), the Kubernetes API server
+(HTTPS, certificates in ``DATA_DIR/pki``) and the store's etcd v3 API.  As
+supervised child processes, each in its own process group and restarted with
+back-off if it dies (logs in ``DATA_DIR/logs``): controller-manager,
+scheduler, a kubelet for this machine (control-plane labels) and the proxy
+with cluster DNS.
 
-* the Kubernetes API server (HTTPS on 127.0.0.1:``--api-port``, certificates
-  made in ``DATA_DIR/pki``), with periodic store compaction;
-* the store's etcd v3 gRPC API on ``--listen`` (as ``skiff store serve``), for
-  etcdctl and etcd clients;
-
-then writes a kubeconfig for the admin user: to ``--kubeconfig FILE`` when
-given, otherwise merged into ``$KUBECONFIG`` / ``~/.kube/config`` as context
-``skiff`` (made current), as kind does — and says which on stdout.  Runs
-until SIGTERM or SIGINT and exits 0 after a clean stop.  Controllers,
-scheduler and kubelet join here in later releases.
+Addresses: the default data dir uses the documented defaults; any other data
+dir gets its own 127.N.0.0/16 (skiff.localcluster.addresses), so clusters run
+side by side; every range and port is still a flag.  A kubeconfig is written
+to ``--kubeconfig FILE`` or merged into ``$KUBECONFIG``/``~/.kube/config`` as
+context ``skiff`` (as kind does), and the components get their own copy in
+``DATA_DIR/admin.kubeconfig``.  Progress goes to stdout, one line per step,
+ending with one "ready" line.  SIGINT/SIGTERM stop everything (the kubelet
+stops its pods) and exit 0; running again on the same data dir resumes the
+cluster and restarts its pods.
 """
 
 from __future__ import annotations
@@ -19,13 +23,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import signal
+import socket
 import sys
 from pathlib import Path
 from typing import Any
 
 from skiff.cli.apiserver import add_apiserver_flags
 from skiff.cli.store import DB_FILE, ServeConfig, add_serve_flags
+
+READY_TIMEOUT_S = 120.0
 
 
 def default_data_dir() -> Path:
@@ -34,12 +42,17 @@ def default_data_dir() -> Path:
     return Path(base) / "skiff"
 
 
+def default_node_name() -> str:
+    """The host name, made a valid DNS-1123 label (kubeadm names the node after the host)."""
+    name = re.sub(r"[^a-z0-9-]", "-", socket.gethostname().lower()).strip("-")[:63]
+    return name or "skiff-node"
+
+
 def register(subparsers: Any) -> None:
     up = subparsers.add_parser(
         "up",
-        help="run a local Skiff on the embedded store: API server, etcd v3 API, kubeconfig",
-        description="Run a local Skiff on the embedded store: the Kubernetes API server and the store's "
-        "etcd v3 API, and write a kubeconfig for kubectl.",
+        help="run a local cluster: store, API server, controllers, scheduler, kubelet, proxy and DNS",
+        description="Run a whole local Skiff cluster on the embedded store and write a kubeconfig for kubectl.",
     )
     add_serve_flags(up, data_dir_default=str(default_data_dir()))
     add_apiserver_flags(up, secure_port_flag="--api-port")
@@ -48,18 +61,52 @@ def register(subparsers: Any) -> None:
         default=None,
         help="write the kubeconfig to this file (default: merge context 'skiff' into $KUBECONFIG or ~/.kube/config)",
     )
-    up.set_defaults(func=run)
+    up.add_argument("--node-name", default=default_node_name(), help="name of this machine's node (default: host name)")
+    up.add_argument("--node-ip", default=None, help="this node's address (default 127.0.1.1, or the data dir's plan)")
+    up.add_argument("--cluster-cidr", default=None, help="pod addresses; one /24 per node (default 127.16.0.0/12)")
+    up.add_argument("--cluster-dns", default=None, help="address of cluster DNS (default 127.253.0.10)")
+    up.add_argument("--load-balancer-range", default=None, help="LoadBalancer ingress pool (default 127.252.0.0/16)")
+    up.add_argument("--no-kubelet", action="store_true", help="run no node on this machine (control plane only)")
+    up.add_argument("--no-proxy", action="store_true", help="run no service proxy and no cluster DNS")
+    # Defaults that depend on the data dir's address plan are filled in by ``plan_addresses``.
+    up.set_defaults(func=run, bind_address=None, service_cluster_ip_range=None, listen=None)
+
+
+def plan_addresses(args: argparse.Namespace) -> Any:
+    from dataclasses import replace
+
+    from skiff.localcluster.addresses import plan, slot_for
+
+    base = plan(slot_for(Path(args.data_dir), default_data_dir()))
+    return replace(
+        base,
+        api_address=args.bind_address or base.api_address,
+        node_ip=args.node_ip or base.node_ip,
+        service_cidr=args.service_cluster_ip_range or base.service_cidr,
+        cluster_cidr=args.cluster_cidr or base.cluster_cidr,
+        cluster_dns=args.cluster_dns or base.cluster_dns,
+        load_balancer_cidr=args.load_balancer_range or base.load_balancer_cidr,
+    )
 
 
 async def run(args: argparse.Namespace) -> int:
     from skiff.apiserver import kubeconfig
     from skiff.apiserver.server import ApiServer, ApiServerConfig
+    from skiff.localcluster.components import STOP_ORDER, LocalCluster, components
+    from skiff.localcluster.readiness import wait_for_node_ready
+    from skiff.localcluster.supervisor import Supervisor
     from skiff.store.facade import FacadeServer
     from skiff.store.sqlite import SqliteStore
 
+    addresses = plan_addresses(args)
+    args.listen = args.listen or f"{addresses.api_address}:2379"
     store_config = ServeConfig.from_args(args)
-    data_dir = store_config.data_dir
+    data_dir = store_config.data_dir.resolve()
     await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
+
+    def say(line: str) -> None:
+        print(f"skiff up: {line}", flush=True)
+
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -72,17 +119,18 @@ async def run(args: argparse.Namespace) -> int:
         ApiServerConfig(
             store_url=f"sqlite://{data_dir / DB_FILE}",
             data_dir=data_dir,
-            bind_address=args.bind_address,
+            bind_address=addresses.api_address,
             secure_port=args.secure_port,
             insecure_port=args.insecure_port,
             token_auth_file=Path(args.token_auth_file) if args.token_auth_file else None,
             # One compactor per store: the API server's (the facade runs none here).
             compaction_interval_s=store_config.compaction_interval_s,
-            service_cluster_ip_range=args.service_cluster_ip_range,
+            service_cluster_ip_range=addresses.service_cidr,
             service_node_port_range=args.service_node_port_range,
         ),
         store=store,
     )
+    supervisor = Supervisor(data_dir / "logs", on_event=say)
     try:
         try:
             await facade.start(store_config.listen)
@@ -91,20 +139,42 @@ async def run(args: argparse.Namespace) -> int:
             print(f"skiff up: cannot start: {err}", file=sys.stderr)
             return 1
         assert api.pki is not None
+        say(f"Kubernetes API on {api.url} (data: {data_dir})")
+        say(f"etcd v3 API on {facade.address}")
+        admin = data_dir / "admin.kubeconfig"
+        await asyncio.to_thread(kubeconfig.write, admin, kubeconfig.build(api.url, api.pki), merge_existing=False)
+        cluster = LocalCluster(
+            data_dir=data_dir,
+            kubeconfig=admin,
+            node_name=args.node_name,
+            addresses=addresses,
+            with_kubelet=not args.no_kubelet,
+            with_proxy=not args.no_proxy,
+        )
+        for component in components(cluster):
+            await supervisor.start(component)
+            say(f"started {component.name} (log: {supervisor.log_path(component.name)})")
         target = Path(args.kubeconfig) if args.kubeconfig else kubeconfig.default_path()
         config = kubeconfig.build(api.url, api.pki)
         await asyncio.to_thread(kubeconfig.write, target, config, merge_existing=args.kubeconfig is None)
         how = "written to" if args.kubeconfig else "merged into"
-        print(f"skiff up: Kubernetes API on {api.url} (data: {data_dir})", flush=True)
-        print(f"skiff up: etcd v3 API on {facade.address}", flush=True)
-        print(
-            f"skiff up: kubeconfig {how} {target} (context {kubeconfig.DEFAULT_NAME}); "
-            f"try: kubectl --kubeconfig {target} get namespaces",
-            flush=True,
-        )
+        say(f"kubeconfig {how} {target} (context {kubeconfig.DEFAULT_NAME})")
+        if cluster.with_kubelet:
+            waiter = asyncio.ensure_future(wait_for_node_ready(admin, cluster.node_name, READY_TIMEOUT_S))
+            stop_waiter = asyncio.ensure_future(stopping.wait())
+            await asyncio.wait({waiter, stop_waiter}, return_when=asyncio.FIRST_COMPLETED)
+            stop_waiter.cancel()
+            if not waiter.done():
+                waiter.cancel()
+            elif not waiter.result():
+                say(f"node {cluster.node_name} is not Ready yet (see {supervisor.log_path('kubelet')})")
+        if not stopping.is_set():
+            say(f"ready: node {cluster.node_name} ({addresses.node_ip}); try: kubectl --kubeconfig {target} get nodes")
         await stopping.wait()
+        say("stopping")
         return 0
     finally:
+        await supervisor.stop([n for n in STOP_ORDER if n in supervisor.components])
         await api.stop()
         await facade.stop()
         await store.close()

@@ -21,3 +21,7 @@ CLUSTER_DOMAIN = "cluster.local"
 #: type=LoadBalancer ingress addresses.
 LOAD_BALANCER_CIDR = "127.252.0.0/16"
 NODE_PORT_RANGE = "30000-32767"
+#: Simulated (hollow) nodes: their addresses, and the fake pod addresses they report (never bound).
+#: Kept clear of the per-data-dir plans of ``skiff up`` (127.101-199.x.x).
+HOLLOW_NODE_CIDR = "127.64.0.0/12"
+HOLLOW_POD_CIDR = "127.200.0.0/13"

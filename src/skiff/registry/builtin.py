@@ -135,7 +135,8 @@ STATUS = ("status",)
 SCALE_STATUS = ("scale", "status")
 
 BUILTIN: tuple[ResourceInfo, ...] = (
-    # core/v1
+    # core/v1 (bindings: the legacy create-only way to bind pods, never stored; the apiserver's pod_binding serves it)
+    _row("", "bindings", "Binding", True, lambda _: Strategy(), verbs=CREATE_ONLY),
     _row("", "configmaps", "ConfigMap", True, ConfigMapStrategy, short_names=("cm",)),
     _row("", "endpoints", "Endpoints", True, EndpointsStrategy, singular="endpoints", short_names=("ep",)),
     _row("", "events", "Event", True, EventStrategy, short_names=("ev",)),

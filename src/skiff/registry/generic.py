@@ -113,6 +113,12 @@ def validate_update_metadata(new: Obj, old: Obj, namespaced: bool) -> list[Cause
     return causes + validation.validate_object_meta_update(new.get("metadata") or {}, old.get("metadata") or {})
 
 
+#: Subresource writes whose new object the server builds itself (pods/binding sets spec.nodeName
+#: and the PodScheduled condition): the strategy's update preparation and update rules do not
+#: apply, as upstream's BindingREST writes through storage directly.
+SERVER_BUILT_SUBRESOURCES = frozenset({"binding"})
+
+
 class GenericRegistry:
     def __init__(
         self,
@@ -351,7 +357,7 @@ class GenericRegistry:
         strategy = self.info.strategy
         if subresource == "status":
             strategy.prepare_for_status_update(new, old)
-        else:
+        elif subresource not in SERVER_BUILT_SUBRESOURCES:
             strategy.prepare_for_update(new, old)
         strategy.default(new)
         managed_fields.record_write(self.info, old, new, self.clock())
@@ -363,7 +369,9 @@ class GenericRegistry:
             subresource != "status"
         ):
             bump_generation(new, old, self.info)
-        causes = strategy.validate(new) + strategy.validate_update(new, old)
+        causes = strategy.validate(new)
+        if subresource not in SERVER_BUILT_SUBRESOURCES:
+            causes += strategy.validate_update(new, old)
         if not causes:
             causes = validate_update_metadata(new, old, self.info.namespaced)
         if causes:

@@ -1,0 +1,108 @@
+"""``skiff kubelet``: register a Node and run the pods bound to it as supervised process groups.
+
+Runs until SIGTERM or SIGINT.  By default pods keep running when the kubelet
+exits, and the next kubelet on the same ``--root-dir`` adopts them;
+``--stop-pods-on-exit`` stops them gracefully first (``skiff up`` passes it
+when the cluster stops).  SIGUSR1 prints every asyncio task's stack to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from skiff.cli.up import default_data_dir
+from skiff.client.cluster_defaults import CLUSTER_DNS, CLUSTER_DOMAIN
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "kubelet",
+        help="run pods bound to this node as processes",
+        description="Register a Node and run its pods as supervised process groups.",
+    )
+    parser.add_argument("--node-name", required=True)
+    parser.add_argument("--node-ip", required=True, help="the node's address in 127.0.0.0/8 (e.g. 127.0.1.1)")
+    parser.add_argument("--labels", default="", help="extra node labels k=v,k2=v2")
+    parser.add_argument("--register-with-taints", default="", help="taints key=value:Effect,...")
+    parser.add_argument("--pod-manifest-path", default=None, help="directory of static pod manifests")
+    parser.add_argument("--root-dir", default=None, help="pod state directory (default DATA_DIR/kubelet/NODE)")
+    parser.add_argument(
+        "--data-dir", default=str(default_data_dir()), help="default parent of --root-dir (default: as skiff up)"
+    )
+    parser.add_argument("--kubeconfig", default=None, help="kubeconfig (default $KUBECONFIG or ~/.kube/config)")
+    parser.add_argument("--port", type=int, default=10250, help="kubelet HTTPS port; 0 picks a free one")
+    parser.add_argument("--pod-cidr", default=None, help="pod CIDR override (default: node.spec.podCIDR)")
+    parser.add_argument("--cluster-dns", default=CLUSTER_DNS)
+    parser.add_argument("--cluster-domain", default=CLUSTER_DOMAIN)
+    parser.add_argument("--stop-pods-on-exit", action="store_true", help="stop pods gracefully when the kubelet exits")
+    parser.set_defaults(func=run)
+
+
+def parse_labels(text: str) -> dict[str, str]:
+    labels: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, _, value = item.partition("=")
+        labels[key] = value
+    return labels
+
+
+def parse_taints(text: str) -> list[dict[str, str]]:
+    taints = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key_value, _, effect = item.partition(":")
+        key, _, value = key_value.partition("=")
+        taint = {"key": key, "effect": effect or "NoSchedule"}
+        if value:
+            taint["value"] = value
+        taints.append(taint)
+    return taints
+
+
+async def run(args: argparse.Namespace) -> int:
+    from skiff.kubelet.agent import Kubelet, KubeletConfig
+
+    root = Path(args.root_dir) if args.root_dir else Path(args.data_dir) / "kubelet" / args.node_name
+    config = KubeletConfig(
+        node_name=args.node_name,
+        node_ip=args.node_ip,
+        root_dir=root,
+        kubeconfig=Path(args.kubeconfig) if args.kubeconfig else None,
+        port=args.port,
+        labels=parse_labels(args.labels),
+        taints=parse_taints(args.register_with_taints),
+        pod_cidr=args.pod_cidr,
+        pod_manifest_path=Path(args.pod_manifest_path) if args.pod_manifest_path else None,
+        cluster_dns=args.cluster_dns,
+        cluster_domain=args.cluster_domain,
+        stop_pods_on_exit=args.stop_pods_on_exit,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    kubelet = Kubelet(config)
+
+    def dump_tasks() -> None:
+        """SIGUSR1: every asyncio task's stack to stderr, to see what a stuck kubelet waits for."""
+        for task in asyncio.all_tasks():
+            task.print_stack(file=sys.stderr)
+
+    loop.add_signal_handler(signal.SIGUSR1, dump_tasks)
+    try:
+        runner = asyncio.create_task(kubelet.run(stop))
+        waiter = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait({runner, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        if runner in done:
+            runner.result()
+        else:
+            runner.cancel()
+            await asyncio.gather(runner, return_exceptions=True)
+        waiter.cancel()
+    finally:
+        await kubelet.close()
+    return 0

@@ -1,0 +1,105 @@
+"""The kubelet's self-signed HTTPS serving certificate.
+
+Like a kubelet started without ``--tls-cert-file``: on first start it writes
+``kubelet.crt`` / ``kubelet.key`` into its cert dir (ECDSA P-256, CN
+``<host>@<unix time>`` as upstream's self-signed kubelet certs) and reuses them
+while they are valid for the requested addresses.  The apiserver does not
+verify kubelet serving certs yet (``--kubelet-certificate-authority`` unset
+upstream behaves the same way), so self-signed is enough.
+
+The apiserver's PKI module is not imported: the kubelet sits beside the
+apiserver in the layering, not above it.  (Moving the shared issuing code to a
+low layer would let the cluster CA sign kubelet certs.)
+
+Blocking (file I/O, key generation): call through ``asyncio.to_thread``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+CERT_NAME = "kubelet.crt"
+KEY_NAME = "kubelet.key"
+_DAYS = 365
+_RENEW_BEFORE = datetime.timedelta(days=1)
+
+
+def ensure_serving_cert(cert_dir: Path, hosts: Sequence[str]) -> tuple[Path, Path]:
+    """(cert, key) paths in ``cert_dir``, (re)made when missing, expiring or lacking a host."""
+    cert_dir.mkdir(parents=True, exist_ok=True)
+    cert_path, key_path = cert_dir / CERT_NAME, cert_dir / KEY_NAME
+    wanted = list(dict.fromkeys(["127.0.0.1", "localhost", *hosts]))
+    if _needs_issue(cert_path, key_path, wanted):
+        _issue(cert_path, key_path, wanted)
+    return cert_path, key_path
+
+
+def _needs_issue(cert_path: Path, key_path: Path, hosts: Sequence[str]) -> bool:
+    if not (cert_path.exists() and key_path.exists()):
+        return True
+    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    if cert.not_valid_after_utc - _RENEW_BEFORE < datetime.datetime.now(datetime.UTC):
+        return True
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return True
+    present = {str(v) for v in san.get_values_for_type(x509.IPAddress)} | set(san.get_values_for_type(x509.DNSName))
+    return any(_general_name_text(h) not in present for h in hosts)
+
+
+def _general_name_text(host: str) -> str:
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return host
+
+
+def _issue(cert_path: Path, key_path: Path, hosts: Sequence[str]) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{hosts[-1]}@{int(time.time())}")])
+    now = datetime.datetime.now(datetime.UTC)
+    names: list[x509.GeneralName] = []
+    for host in hosts:
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            names.append(x509.DNSName(host))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=_DAYS))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    _write_atomic(key_path, key_pem, 0o600)
+    _write_atomic(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+
+
+def _write_atomic(path: Path, data: bytes, mode: int) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

@@ -1,0 +1,33 @@
+"""Waiting for a node to report Ready, through the REST API like any client."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from skiff.client import ApiClient, ApiError, ClientConfig
+from skiff.client.resources import NODES
+
+
+def node_is_ready(node: dict[str, Any]) -> bool:
+    conditions = (node.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+async def wait_for_node_ready(kubeconfig: Path, node_name: str, timeout_s: float) -> bool:
+    """True once the node is Ready; False at the deadline."""
+    config = await asyncio.to_thread(ClientConfig.from_kubeconfig, kubeconfig)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    async with ApiClient(config, user_agent="skiff-up") as client:
+        while loop.time() < deadline:
+            try:
+                if node_is_ready(await client.get(NODES, node_name)):
+                    return True
+            except (ApiError, OSError, aiohttp.ClientError):
+                pass
+            await asyncio.sleep(0.5)
+    return False

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from skiff.api.node_affinity import tolerates
 from skiff.client.timefmt import rfc3339
 from skiff.controllers.nodeipam_cidrs import CidrSet, CidrSetFull
 from skiff.controllers.nodelifecycle_health import (
@@ -16,7 +17,7 @@ from skiff.controllers.nodelifecycle_health import (
     observe,
     unknown_conditions,
 )
-from skiff.controllers.taint_eviction_rules import FOREVER, tolerates, toleration_time
+from skiff.controllers.taint_eviction_rules import FOREVER, toleration_time
 
 T0 = 1_800_000_000.0
 

@@ -6,11 +6,8 @@ from typing import Any
 
 import pytest
 
-from skiff.controllers.daemonset_nodes import (
-    daemon_pod_spec,
-    node_should_run_daemon_pod,
-    toleration_matches,
-)
+from skiff.api.node_affinity import tolerates
+from skiff.controllers.daemonset_nodes import daemon_pod_spec, node_should_run_daemon_pod
 from skiff.controllers.daemonset_rollout import (
     NodeView,
     calculate_status,
@@ -138,7 +135,7 @@ def test_node_should_run_daemon_pod(
     ],
 )
 def test_toleration_matches(toleration: dict[str, str], taint: dict[str, str], expected: bool) -> None:
-    assert toleration_matches(toleration, taint) is expected
+    assert tolerates(toleration, taint) is expected
 
 
 def test_daemon_pod_spec_pins_node_and_adds_tolerations() -> None:

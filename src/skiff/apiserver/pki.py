@@ -17,8 +17,6 @@ Blocking (file I/O, key generation): call through ``asyncio.to_thread``.
 from __future__ import annotations
 
 import datetime
-import ipaddress
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +25,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from skiff.api.certificates import normal_host, subject_alt_names, write_pair
 
 ADMIN_USER = "kubernetes-admin"
 ADMIN_GROUP = "system:masters"
@@ -104,7 +104,7 @@ def ensure_pki(data_dir: Path, hosts: Sequence[str] = ()) -> Pki:
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
             .sign(key, hashes.SHA256())
         )
-        _write_pair(pki.ca_cert, pki.ca_key, cert, key)
+        write_pair(pki.ca_cert, pki.ca_key, cert, key)
     ca_cert = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
     ca_key = serialization.load_pem_private_key(pki.ca_key.read_bytes(), password=None)
     if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
@@ -146,14 +146,7 @@ def _needs_issue(cert_path: Path, hosts: Sequence[str]) -> bool:
     except x509.ExtensionNotFound:
         return True
     present = {str(v) for v in san.get_values_for_type(x509.IPAddress)} | set(san.get_values_for_type(x509.DNSName))
-    return any(_normal_host(h) not in present for h in hosts)
-
-
-def _normal_host(host: str) -> str:
-    try:
-        return str(ipaddress.ip_address(host))
-    except ValueError:
-        return host
+    return any(normal_host(h) not in present for h in hosts)
 
 
 def _issue(
@@ -195,30 +188,6 @@ def _issue(
         )
     )
     if hosts:
-        names: list[x509.GeneralName] = []
-        for host in hosts:
-            try:
-                names.append(x509.IPAddress(ipaddress.ip_address(host)))
-            except ValueError:
-                names.append(x509.DNSName(host))
+        names = subject_alt_names(hosts)
         builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
-    _write_pair(cert_path, key_path, builder.sign(ca_key, hashes.SHA256()), key)
-
-
-def _write_pair(cert_path: Path, key_path: Path, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> None:
-    """Write key (0600) then cert, each atomically (write a temp file, rename)."""
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    _write_atomic(key_path, key_pem, 0o600)
-    _write_atomic(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
-
-
-def _write_atomic(path: Path, data: bytes, mode: int) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_pair(cert_path, key_path, builder.sign(ca_key, hashes.SHA256()), key)

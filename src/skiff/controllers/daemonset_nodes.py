@@ -19,6 +19,8 @@ import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from skiff.api.node_affinity import term_matches, tolerated
+
 Obj = dict[str, Any]
 
 NOT_READY = "node.kubernetes.io/not-ready"
@@ -77,72 +79,17 @@ def daemon_pod_spec(template_spec: Mapping[str, Any], node_name: str) -> Obj:
     return spec
 
 
-def toleration_matches(toleration: Mapping[str, Any], taint: Mapping[str, Any]) -> bool:
-    """v1.Toleration.ToleratesTaint: effect, key and (for Equal) value must match."""
-    effect = toleration.get("effect") or ""
-    if effect and effect != taint.get("effect"):
-        return False
-    key = toleration.get("key") or ""
-    if key and key != taint.get("key"):
-        return False
-    operator = toleration.get("operator") or "Equal"
-    if operator == "Exists":
-        return True
-    if not key:
-        return False
-    return (toleration.get("value") or "") == (taint.get("value") or "")
-
-
 def untolerated_taints(
     taints: Sequence[Mapping[str, Any]], tolerations: Sequence[Mapping[str, Any]], effects: set[str]
 ) -> list[Obj]:
     """Taints with one of ``effects`` that no toleration tolerates."""
-    return [
-        dict(taint)
-        for taint in taints
-        if taint.get("effect") in effects and not any(toleration_matches(t, taint) for t in tolerations)
-    ]
-
-
-def _node_value_matches(operator: str, values: Sequence[str], present: bool, value: str) -> bool:
-    if operator == "In":
-        return present and value in values
-    if operator == "NotIn":
-        return not present or value not in values
-    if operator == "Exists":
-        return present
-    if operator == "DoesNotExist":
-        return not present
-    if operator in ("Gt", "Lt") and present and len(values) == 1:
-        try:
-            have, want = int(value), int(values[0])
-        except ValueError:
-            return False
-        return have > want if operator == "Gt" else have < want
-    return False
+    return [dict(taint) for taint in taints if taint.get("effect") in effects and not tolerated(tolerations, taint)]
 
 
 def node_selector_term_matches(term: Mapping[str, Any], node: Mapping[str, Any]) -> bool:
     """A NodeSelectorTerm: its matchExpressions (labels) and matchFields (metadata.name) all hold; empty → no."""
-    expressions = term.get("matchExpressions") or []
-    fields = term.get("matchFields") or []
-    if not expressions and not fields:
-        return False
     meta = node.get("metadata") or {}
-    labels = meta.get("labels") or {}
-    for expr in expressions:
-        key = str(expr.get("key") or "")
-        if not _node_value_matches(
-            str(expr.get("operator")), expr.get("values") or [], key in labels, labels.get(key, "")
-        ):
-            return False
-    for expr in fields:
-        if expr.get("key") != "metadata.name":
-            return False
-        name = str(meta.get("name") or "")
-        if not _node_value_matches(str(expr.get("operator")), expr.get("values") or [], True, name):
-            return False
-    return True
+    return term_matches(term, str(meta.get("name") or ""), meta.get("labels") or {})
 
 
 def node_affinity_matches(pod_spec: Mapping[str, Any], node: Mapping[str, Any]) -> bool:

@@ -12,23 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from skiff.api.node_affinity import tolerates
+
 FOREVER = -1.0
-
-
-def tolerates(toleration: Mapping[str, Any], taint: Mapping[str, Any]) -> bool:
-    """Toleration.ToleratesTaint: effect, key and value (Equal) or key only (Exists)."""
-    effect = toleration.get("effect") or ""
-    if effect and effect != taint.get("effect"):
-        return False
-    key = toleration.get("key") or ""
-    operator = toleration.get("operator") or "Equal"
-    if key and key != taint.get("key"):
-        return False
-    if operator == "Exists":
-        return True
-    if not key:
-        return False
-    return (toleration.get("value") or "") == (taint.get("value") or "")
 
 
 def no_execute_taints(node: Mapping[str, Any]) -> list[Mapping[str, Any]]:

@@ -17,16 +17,16 @@ Blocking (file I/O, key generation): call through ``asyncio.to_thread``.
 from __future__ import annotations
 
 import datetime
-import ipaddress
-import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from skiff.api.certificates import normal_host, subject_alt_names, write_pair
 
 CERT_NAME = "kubelet.crt"
 KEY_NAME = "kubelet.key"
@@ -55,26 +55,14 @@ def _needs_issue(cert_path: Path, key_path: Path, hosts: Sequence[str]) -> bool:
     except x509.ExtensionNotFound:
         return True
     present = {str(v) for v in san.get_values_for_type(x509.IPAddress)} | set(san.get_values_for_type(x509.DNSName))
-    return any(_general_name_text(h) not in present for h in hosts)
-
-
-def _general_name_text(host: str) -> str:
-    try:
-        return str(ipaddress.ip_address(host))
-    except ValueError:
-        return host
+    return any(normal_host(h) not in present for h in hosts)
 
 
 def _issue(cert_path: Path, key_path: Path, hosts: Sequence[str]) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{hosts[-1]}@{int(time.time())}")])
     now = datetime.datetime.now(datetime.UTC)
-    names: list[x509.GeneralName] = []
-    for host in hosts:
-        try:
-            names.append(x509.IPAddress(ipaddress.ip_address(host)))
-        except ValueError:
-            names.append(x509.DNSName(host))
+    names = subject_alt_names(hosts)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -88,18 +76,4 @@ def _issue(cert_path: Path, key_path: Path, hosts: Sequence[str]) -> None:
         .add_extension(x509.SubjectAlternativeName(names), critical=False)
         .sign(key, hashes.SHA256())
     )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    _write_atomic(key_path, key_pem, 0o600)
-    _write_atomic(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
-
-
-def _write_atomic(path: Path, data: bytes, mode: int) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_pair(cert_path, key_path, cert, key)

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from skiff.api.node_affinity import any_term_matches, first_untolerated, selector_matches, tolerated
 from skiff.scheduler.cache import NodeInfo
-from skiff.scheduler.nodeaffinity import any_term_matches, first_untolerated, selector_matches, tolerated
 from skiff.scheduler.podstate import PodState
 from skiff.scheduler.resources import PODS, ports_conflict
 

@@ -7,8 +7,8 @@ are kube-scheduler's defaults (see ``framework.SCORE_WEIGHTS``).
 
 from __future__ import annotations
 
+from skiff.api.node_affinity import term_matches, tolerates
 from skiff.scheduler.cache import NodeInfo
-from skiff.scheduler.nodeaffinity import term_matches, tolerates
 from skiff.scheduler.podstate import PodState
 
 MAX_SCORE = 100.0

@@ -16,11 +16,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from skiff.api.node_affinity import any_term_matches, first_untolerated, selector_matches
 from skiff.api.selectors import EQUALS, LabelSelector, Requirement, label_selector_from_structured
 from skiff.api.status import ApiError
 from skiff.scheduler.cache import NodeInfo, SchedulerCache
 from skiff.scheduler.filters import Status
-from skiff.scheduler.nodeaffinity import any_term_matches, first_untolerated, selector_matches
 from skiff.scheduler.podstate import PodState
 
 NAME = "PodTopologySpread"

@@ -4,7 +4,9 @@ Semantics follow k8s.io/component-helpers/scheduling/corev1: node selector terms
 are ORed, the expressions and fields inside one term are ANDed, a term with no
 requirements matches nothing, ``Gt``/``Lt`` compare integers, and matchFields
 knows only ``metadata.name``.  A toleration with an empty effect matches every
-effect; ``Exists`` with an empty key tolerates every taint.
+effect; ``Exists`` with an empty key tolerates every taint.  One definition for
+everyone who asks "may this pod be on this node": the scheduler, the DaemonSet
+controller and taint-based eviction.
 """
 
 from __future__ import annotations

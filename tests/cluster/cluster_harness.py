@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from skiff.localcluster.addresses import ClusterAddresses, plan, slot_for
+from skiff.localcluster.addresses import SLOT_FILE, ClusterAddresses, plan
 
 KUBECTL = "/usr/bin/kubectl"
 READY_DEADLINE_S = 120.0
@@ -112,8 +112,7 @@ def running_cluster(base: Path, *extra: str, node_name: str = "skiff-e2e") -> It
         proc = subprocess.Popen(
             cmd, stdout=stdout, stderr=stderr, env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True
         )
-    addresses = plan(slot_for(data_dir, Path("/nonexistent-default")))
-    cluster = RunningCluster(proc, base, data_dir, kubeconfig, addresses, node_name)
+    cluster = RunningCluster(proc, base, data_dir, kubeconfig, plan(0), node_name)
     seen: set[tuple[int, str]] = set()
     try:
         deadline = time.monotonic() + READY_DEADLINE_S
@@ -121,6 +120,7 @@ def running_cluster(base: Path, *extra: str, node_name: str = "skiff-e2e") -> It
             assert proc.poll() is None, f"skiff up exited with {proc.returncode}\n{cluster.logs()}"
             assert time.monotonic() < deadline, f"skiff up not ready in time\n{cluster.logs()}"
             time.sleep(0.2)
+        cluster.addresses = plan(int((data_dir / SLOT_FILE).read_text()))
         yield cluster
         seen = descendants(proc.pid)
     except BaseException:

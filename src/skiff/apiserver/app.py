@@ -52,6 +52,7 @@ from skiff.apiserver.openapi import (
 )
 from skiff.apiserver.request_info import RequestInfo, parse_resource_path
 from skiff.apiserver.served import ServedResources
+from skiff.apiserver.serviceaccount_tokens import ServiceAccountTokens, is_token_request
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,8 @@ class ApiApp:
     server_address: str = ""
     #: How pods/log, exec, attach and portforward reach kubelets (binding and eviction need nothing).
     kubelet_dialer: pod_proxy.KubeletDialer = field(default_factory=pod_proxy.KubeletDialer)
+    #: Serves serviceaccounts/token (TokenRequest); None answers it 501 like any unserved subresource.
+    sa_tokens: ServiceAccountTokens | None = None
     _cache: dict[Any, Any] = field(default_factory=dict)
 
     def build(self) -> web.Application:
@@ -112,7 +115,7 @@ class ApiApp:
         code = 500
         try:
             try:
-                self._authenticate_and_authorize(request, ri)
+                await self._authenticate_and_authorize(request, ri)
                 response = await handler(request)
             except web.HTTPRequestEntityTooLarge:
                 response = error_response(
@@ -137,13 +140,13 @@ class ApiApp:
                 self.metrics.latency.labels(**labels).observe(time.monotonic() - started)
             self.metrics.requests.labels(**labels, component="apiserver", code=str(code)).inc()
 
-    def _authenticate_and_authorize(self, request: web.Request, ri: RequestInfo | None) -> None:
+    async def _authenticate_and_authorize(self, request: web.Request, ri: RequestInfo | None) -> None:
         authorization = request.headers.get("Authorization")
         if request.secure:
             peercert = request.transport.get_extra_info("peercert") if request.transport else None
-            user = self.authenticator.authenticate(peercert, authorization)
+            user = await self.authenticator.authenticate_request(peercert, authorization)
         else:
-            user = self.authenticator.authenticate(None, authorization) if authorization else UNSECURED
+            user = await self.authenticator.authenticate_request(None, authorization) if authorization else UNSECURED
             user = user or UNSECURED
         if user is None:
             raise unauthorized()
@@ -164,6 +167,8 @@ class ApiApp:
         if ri is not None:
             if ri.verb == "create" and (ri.group, ri.resource) in reviews.REVIEWS and not ri.name:
                 return await self._review(request, ri)
+            if self.sa_tokens is not None and is_token_request(ri):
+                return await self.sa_tokens.handle(request, ri)
             if pod_subresources.is_routed_here(ri):
                 return await pod_subresources.PodSubresources(self.served, self.kubelet_dialer).handle(request, ri)
             served = self.served.find(ri.group, ri.version, ri.resource)
@@ -255,7 +260,9 @@ class ApiApp:
         if body.strip():
             obj, _ = bodies.decode_object(body, body_media_type(request.headers.get("Content-Type")))
         user: UserInfo = request[_USER_KEY]
-        answer = reviews.review(ri.resource, ri.version, ri.namespace, obj, user, self.authenticator, self.authorizer)
+        answer = await reviews.review(
+            ri.resource, ri.version, ri.namespace, obj, user, self.authenticator, self.authorizer
+        )
         return _json(answer, 201)
 
 

@@ -6,7 +6,9 @@ Authentication, as kube-apiserver's union authenticator:
    verifies it; an invalid one fails the handshake): CN → user name, each O →
    a group;
 2. ``Authorization: Bearer <token>`` looked up in the static token file
-   (``--token-auth-file``: CSV ``token,user,uid,"group1,group2"``);
+   (``--token-auth-file``: CSV ``token,user,uid,"group1,group2"``), then
+   asked of each further ``TokenAuthenticator`` (bootstrap tokens,
+   ``apiserver.bootstrap_tokens``), which read the API and so are async;
 3. otherwise anonymous (``system:anonymous`` in ``system:unauthenticated``),
    which is allowed only on the public-info paths that upstream's
    ``system:public-info-viewer`` role grants: /version, /healthz, /livez,
@@ -115,21 +117,57 @@ def user_from_peercert(peercert: Mapping[str, Any] | None) -> UserInfo | None:
     return _with_authenticated(UserInfo(name, groups=tuple(groups)))
 
 
+class TokenAuthenticator(Protocol):
+    async def authenticate_token(self, token: str) -> UserInfo | None:
+        """The token's user, or None when the token is not valid here."""
+        ...
+
+
+def bearer_token(authorization: str) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, None for any other scheme."""
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
 @dataclass(frozen=True, slots=True)
 class Authenticator:
     tokens: Mapping[str, UserInfo] = field(default_factory=dict)
+    #: Asked in order after the static tokens.
+    token_authenticators: tuple[TokenAuthenticator, ...] = ()
 
     def authenticate(self, peercert: Mapping[str, Any] | None, authorization: str | None) -> UserInfo | None:
-        """The user, ANONYMOUS when no credentials were offered, None when offered credentials are bad."""
+        """Client certificate and static tokens only: the user, ANONYMOUS when no credentials were
+        offered, None when offered credentials are not among them (``authenticate_request`` asks on)."""
         user = user_from_peercert(peercert)
         if user is not None:
             return user
         if authorization:
-            scheme, _, token = authorization.strip().partition(" ")
-            if scheme.lower() != "bearer" or not token.strip():
-                return None
-            return self.tokens.get(token.strip())
+            token = bearer_token(authorization)
+            return self.tokens.get(token) if token is not None else None
         return ANONYMOUS
+
+    async def authenticate_request(
+        self, peercert: Mapping[str, Any] | None, authorization: str | None
+    ) -> UserInfo | None:
+        """The whole chain: as ``authenticate``, then the token authenticators for an unknown bearer token."""
+        user = self.authenticate(peercert, authorization)
+        if user is not None or not authorization or not self.token_authenticators:
+            return user
+        token = bearer_token(authorization)
+        return await self.authenticate_token(token) if token is not None else None
+
+    async def authenticate_token(self, token: str) -> UserInfo | None:
+        """A bearer token's user (TokenReview asks this too), None when no authenticator knows it."""
+        found = self.tokens.get(token)
+        if found is not None:
+            return found
+        for authenticator in self.token_authenticators:
+            user = await authenticator.authenticate_token(token)
+            if user is not None:
+                return user
+        return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,10 @@ and the in-cluster ``kubernetes.default.svc...`` names; the admin cert is
 ``CN=kubernetes-admin, O=system:masters`` (user and group, as client-cert
 authentication maps them).
 
+``sa.key``/``sa.pub`` sign and verify ServiceAccount tokens (kubeadm's names);
+made once like the CA, because replacing them would invalidate every issued
+token.
+
 Blocking (file I/O, key generation): call through ``asyncio.to_thread``.
 """
 
@@ -26,7 +30,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from skiff.api.certificates import normal_host, subject_alt_names, write_pair
+from skiff.api.certificates import normal_host, subject_alt_names, write_atomic, write_pair
 
 ADMIN_USER = "kubernetes-admin"
 ADMIN_GROUP = "system:masters"
@@ -76,6 +80,14 @@ class Pki:
     def admin_key(self) -> Path:
         return self.directory / "admin.key"
 
+    @property
+    def sa_key(self) -> Path:
+        return self.directory / "sa.key"
+
+    @property
+    def sa_pub(self) -> Path:
+        return self.directory / "sa.pub"
+
 
 def ensure_pki(data_dir: Path, hosts: Sequence[str] = ()) -> Pki:
     """Create what is missing or due in ``data_dir/pki`` and return its paths."""
@@ -114,7 +126,20 @@ def ensure_pki(data_dir: Path, hosts: Sequence[str] = ()) -> Pki:
         _issue(pki.serving_cert, pki.serving_key, ca_cert, ca_key, "kube-apiserver", [], wanted_hosts, server=True)
     if _needs_issue(pki.admin_cert, []):
         _issue(pki.admin_cert, pki.admin_key, ca_cert, ca_key, ADMIN_USER, [ADMIN_GROUP], [], server=False)
+    if not (pki.sa_key.exists() and pki.sa_pub.exists()):
+        _make_sa_keys(pki)
     return pki
+
+
+def _make_sa_keys(pki: Pki) -> None:
+    """The ServiceAccount token signing pair (ES256), private key 0600."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    write_atomic(pki.sa_key, private, 0o600)
+    write_atomic(pki.sa_pub, public, 0o644)
 
 
 def _builder(

@@ -43,7 +43,7 @@ def _metadata(obj: Obj) -> dict[str, Any]:
     return out
 
 
-def review(
+async def review(
     resource: str,
     version: str,
     namespace: str,
@@ -60,7 +60,7 @@ def review(
             body, "SelfSubjectReview", f"{AUTHENTICATION}/{version}", None, {"userInfo": user.to_user_info()}
         )
     if resource == "tokenreviews":
-        found = authenticator.tokens.get(str(spec.get("token", "")))
+        found = await authenticator.authenticate_token(str(spec.get("token", "")))
         status: dict[str, Any] = {"user": found.to_user_info() if found else {}}
         if found:
             status["authenticated"] = True

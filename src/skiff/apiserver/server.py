@@ -39,10 +39,12 @@ from skiff.apiserver import bootstrap as bootstrap_mod
 from skiff.apiserver import pki as pki_mod
 from skiff.apiserver.app import ApiApp
 from skiff.apiserver.auth import Authenticator, load_token_file
+from skiff.apiserver.bootstrap_tokens import BootstrapTokenAuthenticator
 from skiff.apiserver.crds.establisher import CRD_GROUP, CRD_PLURAL, CRD_VERSION, CrdEstablisher
 from skiff.apiserver.field_validation import SchemaFieldChecker
 from skiff.apiserver.pod_proxy import KubeletDialer
 from skiff.apiserver.served import ServedResources
+from skiff.apiserver.serviceaccount_tokens import DEFAULT_ISSUER, ServiceAccountTokens, load_signing_key
 from skiff.registry.admission import AdmissionChain, default_chain
 from skiff.registry.allocators import DEFAULT_NODE_PORT_RANGE, DEFAULT_SERVICE_CIDR
 from skiff.registry.core.service_allocation import ServiceAllocations
@@ -76,6 +78,8 @@ class ApiServerConfig:
     service_cluster_ip_range: str = DEFAULT_SERVICE_CIDR
     #: --service-node-port-range.
     service_node_port_range: str = DEFAULT_NODE_PORT_RANGE
+    #: --service-account-issuer: the ``iss`` of ServiceAccount tokens (also their default audience).
+    service_account_issuer: str = DEFAULT_ISSUER
 
 
 def is_loopback(host: str) -> bool:
@@ -147,9 +151,13 @@ class ApiServer:
             await self._crds.start()
         # Deriving the schemas imports a few hundred client models (about a second): off the event loop.
         schemas = await asyncio.to_thread(builtin_schemas)
+        reader = bootstrap_mod.ServedReader(self.served)
+        sa_key = await asyncio.to_thread(load_signing_key, self.pki.sa_key)
+        sa_tokens = ServiceAccountTokens(reader, sa_key, config.service_account_issuer)
         app = ApiApp(
             self.served,
-            authenticator=Authenticator(tokens),
+            authenticator=Authenticator(tokens, (BootstrapTokenAuthenticator(reader), sa_tokens)),
+            sa_tokens=sa_tokens,
             field_checker=SchemaFieldChecker(schemas),
             kubelet_dialer=KubeletDialer(self.pki.admin_cert, self.pki.admin_key),
             livez_checks={"ping": _ok, "etcd": self._store_check},

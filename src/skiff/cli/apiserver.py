@@ -55,6 +55,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--data-dir", required=True, help="directory for certificates (and the default store)")
     add_apiserver_flags(parser)
     parser.add_argument(
+        "--service-account-issuer",
+        default="https://kubernetes.default.svc.cluster.local",
+        help="the iss (and default audience) of ServiceAccount tokens "
+        "(default https://kubernetes.default.svc.cluster.local)",
+    )
+    parser.add_argument(
         "--store",
         default=None,
         help="sqlite://PATH or etcd://HOST:PORT[,HOST:PORT...] (default: sqlite://DATA_DIR/skiff.db)",
@@ -116,6 +122,7 @@ async def run(args: argparse.Namespace) -> int:
         compaction_interval_s=flags.compaction_interval_s,
         service_cluster_ip_range=flags.service_cluster_ip_range,
         service_node_port_range=flags.service_node_port_range,
+        service_account_issuer=args.service_account_issuer,
     )
     return await serve_until_signalled(ApiServer(config), "skiff apiserver")
 

@@ -12,7 +12,9 @@ dir gets its own 127.N.0.0/16 (skiff.localcluster.addresses), so clusters run
 side by side; every range and port is still a flag.  A kubeconfig is written
 to ``--kubeconfig FILE`` or merged into ``$KUBECONFIG``/``~/.kube/config`` as
 context ``skiff`` (as kind does), and the components get their own copy in
-``DATA_DIR/admin.kubeconfig``.  Progress goes to stdout, one line per step,
+``DATA_DIR/admin.kubeconfig``.  A bootstrap token for extra nodes is kept
+in ``DATA_DIR/join-token`` (renewed when it nears expiry) and printed in a
+"join another node: skiff kubelet ..." line.  Progress goes to stdout, one line per step,
 ending with one "ready" line.  SIGINT/SIGTERM stop everything (the kubelet
 stops its pods) and exit 0; running again on the same data dir resumes the
 cluster and restarts its pods.
@@ -73,11 +75,12 @@ def register(subparsers: Any) -> None:
 
 
 def plan_addresses(args: argparse.Namespace) -> Any:
+    """Blocking (reads or writes the data dir's slot file): call through a thread."""
     from dataclasses import replace
 
-    from skiff.localcluster.addresses import plan, slot_for
+    from skiff.localcluster.addresses import choose_slot, plan
 
-    base = plan(slot_for(Path(args.data_dir), default_data_dir()))
+    base = plan(choose_slot(Path(args.data_dir), default_data_dir()))
     return replace(
         base,
         api_address=args.bind_address or base.api_address,
@@ -89,6 +92,22 @@ def plan_addresses(args: argparse.Namespace) -> Any:
     )
 
 
+async def join_token(admin_kubeconfig: Path, data_dir: Path) -> str | None:
+    """The bootstrap token in ``DATA_DIR/join-token`` (made or renewed through the API); None if that fails."""
+    import aiohttp
+
+    from skiff.cli.token import ensure_join_token
+    from skiff.client import ApiClient, ApiError, ClientConfig
+
+    try:
+        config = await asyncio.to_thread(ClientConfig.from_kubeconfig, admin_kubeconfig)
+        async with ApiClient(config, user_agent="skiff-up") as client:
+            return await ensure_join_token(client, data_dir / "join-token")
+    except (ApiError, OSError, ValueError, aiohttp.ClientError) as err:
+        print(f"skiff up: no join token: {err}", file=sys.stderr, flush=True)
+        return None
+
+
 async def run(args: argparse.Namespace) -> int:
     from skiff.apiserver import kubeconfig
     from skiff.apiserver.server import ApiServer, ApiServerConfig
@@ -98,7 +117,7 @@ async def run(args: argparse.Namespace) -> int:
     from skiff.store.facade import FacadeServer
     from skiff.store.sqlite import SqliteStore
 
-    addresses = plan_addresses(args)
+    addresses = await asyncio.to_thread(plan_addresses, args)
     args.listen = args.listen or f"{addresses.api_address}:2379"
     store_config = ServeConfig.from_args(args)
     data_dir = store_config.data_dir.resolve()
@@ -159,6 +178,12 @@ async def run(args: argparse.Namespace) -> int:
         await asyncio.to_thread(kubeconfig.write, target, config, merge_existing=args.kubeconfig is None)
         how = "written to" if args.kubeconfig else "merged into"
         say(f"kubeconfig {how} {target} (context {kubeconfig.DEFAULT_NAME})")
+        token = await join_token(admin, data_dir)
+        if token:
+            say(
+                f"join another node: skiff kubelet --server {api.url} --token {token} --certificate-authority "
+                f"{data_dir}/pki/ca.crt --node-name NAME --node-ip {addresses.extra_node_ip(2)}"
+            )
         if cluster.with_kubelet:
             waiter = asyncio.ensure_future(wait_for_node_ready(admin, cluster.node_name, READY_TIMEOUT_S))
             stop_waiter = asyncio.ensure_future(stopping.wait())

@@ -34,6 +34,7 @@ class PodApi(Protocol):
     async def patch_status(self, pod: dict[str, Any], status: dict[str, Any]) -> bool: ...
     async def delete_now(self, pod: dict[str, Any]) -> None: ...
     async def fetch(self, plural: str, namespace: str | None, name: str) -> dict[str, Any] | None: ...
+    async def request_token(self, pod: dict[str, Any], audience: str, expiration_s: int) -> str: ...
 
 
 class PodWorker:
@@ -168,6 +169,7 @@ class PodWorker:
                 self.api.fetch,
                 self.ctx.node.resources,
                 self.ctx.node.isolate,
+                self.api.request_token,
             )
             return True
         except VolumeError as err:

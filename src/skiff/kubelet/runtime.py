@@ -18,6 +18,7 @@ from skiff.kubelet.context import NodeServices, log
 from skiff.kubelet.ipam import Ipam, PodCidrExhausted
 from skiff.kubelet.pod import PodWorker
 from skiff.kubelet.process import ContainerProcess
+from skiff.kubelet.sa_tokens import TokenManager
 from skiff.kubelet.static_pods import is_mirror
 from skiff.kubelet.view import ContainerLogs, ExecTarget
 
@@ -35,6 +36,7 @@ class PodRuntime:
         self.by_key: dict[str, str] = {}  # "ns/name" -> uid
         self.states = sandbox.load_states(node.root_dir)
         self._background: set[asyncio.Task[Any]] = set()
+        self.tokens = TokenManager(client)
 
     def set_pod_cidr(self, cidr: str) -> None:
         """Addresses in use by adopted pods stay theirs; new pods get free ones from ``cidr``."""
@@ -112,6 +114,7 @@ class PodRuntime:
     async def _forget(self, worker: PodWorker) -> None:
         await worker.stop_all()
         await worker.cleanup()
+        self.tokens.forget_pod(worker.uid)
         if self.ipam is not None:
             self.ipam.release(worker.uid)
 
@@ -172,6 +175,9 @@ class PodRuntime:
             if is_not_found(err):
                 return None
             raise
+
+    async def request_token(self, pod: dict[str, Any], audience: str, expiration_s: int) -> str:
+        return await self.tokens.token(pod, audience, expiration_s)
 
     # ---- PodRuntimeView -----------------------------------------------------------------------------
     def _worker(self, namespace: str, pod: str) -> PodWorker | None:

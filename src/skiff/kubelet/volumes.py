@@ -7,25 +7,36 @@ Content volumes are (re)written through the AtomicWriter on every sync, so
 ConfigMap and Secret updates propagate.  ``VolumeError`` carries a message for
 the pod's ``FailedMount``-style waiting state.
 
-The projected ServiceAccount token is a placeholder until the apiserver signs
-tokens (issue F): the file exists and holds an opaque string.
+A projected ServiceAccount token is requested from the API server
+(``TokenSource``, the runtime's ``sa_tokens.TokenManager``: bound to the pod,
+refreshed after 80% of its lifetime, rewritten on the periodic resync).  A
+failed request is a ``VolumeError`` (FailedMount, retried), except a server
+that does not serve TokenRequest (501) or no token source at all: then the
+file holds a placeholder and a warning is logged.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from skiff.api.status import ApiError
 from skiff.kubelet.atomic_writer import write_atomically
 from skiff.kubelet.env import EnvError, NodeResources, field_ref_value, resource_field_value
 
 # (plural "configmaps" | "secrets" | "persistentvolumeclaims" | "persistentvolumes", namespace, name) -> object | None
 ObjectFetch = Callable[[str, str | None, str], Awaitable[dict[str, Any] | None]]
 Payload = dict[str, tuple[bytes, int]]
+# (pod, audience ("" = the API server's), expirationSeconds) -> token
+TokenSource = Callable[[dict[str, Any], str, int], Awaitable[str]]
+
+log = logging.getLogger(__name__)
+DEFAULT_TOKEN_EXPIRATION_S = 3600
 
 CONTENT_KINDS = ("configMap", "secret", "downwardAPI", "projected")
 
@@ -39,18 +50,32 @@ def volume_dir(pod_dir: Path, name: str) -> Path:
 
 
 async def setup_volumes(
-    pod: dict[str, Any], pod_dir: Path, fetch: ObjectFetch, node: NodeResources, is_root: bool
+    pod: dict[str, Any],
+    pod_dir: Path,
+    fetch: ObjectFetch,
+    node: NodeResources,
+    is_root: bool,
+    tokens: TokenSource | None = None,
 ) -> dict[str, Path]:
     """Create or refresh every volume of the pod; returns {volume name: host path}."""
     paths: dict[str, Path] = {}
     for volume in pod["spec"].get("volumes") or []:
-        paths[volume["name"]] = await _setup_one(pod, pod_dir, volume, fetch, node, is_root)
+        paths[volume["name"]] = await _setup_one(pod, pod_dir, volume, _Sources(fetch, tokens), node, is_root)
     return paths
 
 
+class _Sources:
+    """Where volume content comes from: API objects and ServiceAccount tokens."""
+
+    def __init__(self, fetch: ObjectFetch, tokens: TokenSource | None) -> None:
+        self.fetch = fetch
+        self.tokens = tokens
+
+
 async def _setup_one(
-    pod: dict[str, Any], pod_dir: Path, volume: dict[str, Any], fetch: ObjectFetch, node: NodeResources, is_root: bool
+    pod: dict[str, Any], pod_dir: Path, volume: dict[str, Any], sources: _Sources, node: NodeResources, is_root: bool
 ) -> Path:
+    fetch = sources.fetch
     target = volume_dir(pod_dir, volume["name"])
     namespace = pod["metadata"]["namespace"]
     if "hostPath" in volume:
@@ -64,7 +89,7 @@ async def _setup_one(
         return target
     for kind in CONTENT_KINDS:
         if kind in volume:
-            payload = await _payload(pod, kind, volume[kind] or {}, fetch, node)
+            payload = await _payload(pod, kind, volume[kind] or {}, sources, node)
             await asyncio.to_thread(write_atomically, target, payload)
             return target
     raise VolumeError(f"volume {volume['name']!r} has an unsupported type on this node")
@@ -110,7 +135,7 @@ async def _mount_tmpfs(target: Path) -> None:
 
 
 async def _payload(
-    pod: dict[str, Any], kind: str, spec: dict[str, Any], fetch: ObjectFetch, node: NodeResources
+    pod: dict[str, Any], kind: str, spec: dict[str, Any], sources: _Sources, node: NodeResources
 ) -> Payload:
     mode = int(spec.get("defaultMode", 0o644))
     if kind == "projected":
@@ -118,18 +143,48 @@ async def _payload(
         for source in spec.get("sources") or []:
             for sub_kind in ("configMap", "secret", "downwardAPI", "serviceAccountToken"):
                 if sub_kind in source:
-                    payload.update(await _source_payload(pod, sub_kind, source[sub_kind] or {}, fetch, node, mode))
+                    sub_spec = source[sub_kind] or {}
+                    payload.update(await _source_payload(pod, sub_kind, sub_spec, sources, node, mode))
         return payload
-    return await _source_payload(pod, kind, spec, fetch, node, mode)
+    return await _source_payload(pod, kind, spec, sources, node, mode)
+
+
+async def _token_payload(pod: dict[str, Any], spec: dict[str, Any], tokens: TokenSource | None, mode: int) -> Payload:
+    meta = pod["metadata"]
+    account = pod["spec"].get("serviceAccountName") or "default"
+    placeholder = f"skiff-placeholder-token.{account}.{meta['namespace']}"
+    if tokens is None:
+        log.warning(
+            "pod %s/%s: no token source, writing a placeholder ServiceAccount token", meta["namespace"], meta["name"]
+        )
+        token = placeholder
+    else:
+        try:
+            token = await tokens(
+                pod, str(spec.get("audience") or ""), int(spec.get("expirationSeconds") or DEFAULT_TOKEN_EXPIRATION_S)
+            )
+        except ApiError as err:
+            if err.code != 501:
+                raise VolumeError(f"failed to fetch token: {err.message}") from err
+            log.warning(
+                "pod %s/%s: TokenRequest not served (%s); writing a placeholder ServiceAccount token",
+                meta["namespace"],
+                meta["name"],
+                err.message,
+            )
+            token = placeholder
+        except Exception as err:
+            raise VolumeError(f"failed to fetch token: {err or type(err).__name__}") from err
+    return {spec.get("path", "token"): (token.encode(), mode)}
 
 
 async def _source_payload(
-    pod: dict[str, Any], kind: str, spec: dict[str, Any], fetch: ObjectFetch, node: NodeResources, mode: int
+    pod: dict[str, Any], kind: str, spec: dict[str, Any], sources: _Sources, node: NodeResources, mode: int
 ) -> Payload:
     namespace = pod["metadata"]["namespace"]
+    fetch = sources.fetch
     if kind == "serviceAccountToken":
-        token = f"skiff-placeholder-token.{pod['spec'].get('serviceAccountName', 'default')}.{namespace}"
-        return {spec.get("path", "token"): (token.encode(), mode)}
+        return await _token_payload(pod, spec, sources.tokens, mode)
     if kind == "downwardAPI":
         return _downward_payload(pod, spec, node, mode)  # the caller passes the pod with its addresses
     plural, name = (

@@ -12,6 +12,7 @@ well-known ports (6443, 2379, 10250, 53).
 
 from __future__ import annotations
 
+import socket
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,8 @@ from pathlib import Path
 from skiff.client import cluster_defaults as defaults
 
 SLOTS = 99
+#: Where a data dir remembers its slot: objects store addresses, so a cluster must keep its plan.
+SLOT_FILE = "cluster-slot"
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,32 @@ def slot_for(data_dir: Path, default_data_dir: Path) -> int:
     if data_dir.resolve() == default_data_dir.resolve():
         return 0
     return zlib.crc32(str(data_dir.resolve()).encode()) % SLOTS + 1
+
+
+def choose_slot(data_dir: Path, default_data_dir: Path) -> int:
+    """The data dir's remembered slot; on first start the path's slot, or the next one whose
+    addresses nobody is using (another cluster may hold the same slot).  Blocking: use a thread."""
+    remembered = data_dir / SLOT_FILE
+    if remembered.exists():
+        return int(remembered.read_text().strip())
+    first = slot_for(data_dir, default_data_dir)
+    slot = first
+    if first != 0:
+        candidates = [(first - 1 + i) % SLOTS + 1 for i in range(SLOTS)]
+        slot = next((s for s in candidates if _addresses_free(plan(s))), first)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    remembered.write_text(f"{slot}\n")
+    return slot
+
+
+def _addresses_free(addresses: ClusterAddresses) -> bool:
+    """Nobody serves the etcd v3 API port on the plan's API address (every cluster binds it)."""
+    with socket.socket() as probe:
+        try:
+            probe.bind((addresses.api_address, 2379))
+        except OSError:
+            return False
+    return True
 
 
 def plan(slot: int) -> ClusterAddresses:

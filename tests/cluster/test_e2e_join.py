@@ -1,0 +1,82 @@
+"""Another node joins ``skiff up`` with the bootstrap token from the printed join line, and runs a pod."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+from cluster_harness import STOP_DEADLINE_S, RunningCluster, cluster
+
+from skiff.apiserver.bootstrap_tokens import parse_token
+
+__all__ = ["cluster"]
+
+
+def join_command(c: RunningCluster) -> list[str]:
+    """The ``skiff kubelet ...`` arguments of skiff up's join line."""
+    match = re.search(r"^skiff up: join another node: (skiff kubelet .*)$", (c.base / "up.out").read_text(), re.M)
+    assert match, f"no join line\n{c.logs(tail=40)}"
+    return shlex.split(match.group(1))
+
+
+def node_ready(c: RunningCluster, name: str) -> str:
+    return c.kubectl("get", "node", name, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}")[1]
+
+
+def test_kubelet_joins_with_bootstrap_token(cluster: RunningCluster) -> None:
+    c = cluster
+    words = join_command(c)
+    flags = dict(zip(words[2::2], words[3::2], strict=False))
+    token = flags["--token"]
+    assert parse_token(token) and (c.data_dir / "join-token").read_text().strip() == token
+    root = c.base / "kubelet-joined"
+    cmd = [sys.executable, "-m", "skiff.cli.main", "kubelet", "--server", flags["--server"], "--token", token]
+    cmd += ["--certificate-authority", flags["--certificate-authority"], "--node-name", "joined"]
+    cmd += ["--node-ip", c.addresses.extra_node_ip(2), "--cluster-dns", c.addresses.cluster_dns]
+    cmd += ["--root-dir", str(root), "--stop-pods-on-exit"]
+    log = c.base / "kubelet-joined.log"
+    with log.open("ab") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=out, start_new_session=True)
+    try:
+        c.wait_for("node joined Ready", lambda: node_ready(c, "joined") == "True", timeout=120)
+        # The kubelet's only credential is the token (no client certificate).
+        users = yaml.safe_load((root / "kubelet.kubeconfig").read_text())["users"]
+        assert users == [{"name": "kubelet", "user": {"token": token}}]
+        assert (root / "kubelet.kubeconfig").stat().st_mode & 0o777 == 0o600
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "on-joined"},
+            "spec": {
+                "nodeSelector": {"kubernetes.io/hostname": "joined"},
+                "containers": [{"name": "c", "image": "busybox", "command": ["sleep", "3600"]}],
+            },
+        }
+        c.ok("apply", "-f", "-", stdin=json.dumps(pod))
+        c.wait_for(
+            "pod on-joined Running",
+            lambda: c.kubectl("get", "pod", "on-joined", "-o", "jsonpath={.status.phase}")[1] == "Running",
+            timeout=120,
+        )
+        placed = json.loads(c.ok("get", "pod", "on-joined", "-o", "json"))
+        assert placed["spec"]["nodeName"] == "joined"
+        assert placed["status"]["hostIP"] == c.addresses.extra_node_ip(2)
+        c.ok("delete", "pod", "on-joined", "--wait=true", timeout=120)
+    except BaseException:
+        print(f"--- joined kubelet ---\n{Path(log).read_text(errors='replace')[-8000:]}", file=sys.stderr)
+        raise
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=STOP_DEADLINE_S)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()

@@ -20,7 +20,18 @@ from collections.abc import Callable, Sequence
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
 
 #: Subcommand modules under skiff.cli, in the order --help lists them.
-SUBCOMMANDS = ("up", "apiserver", "controller_manager", "scheduler", "kubelet", "proxy", "sim", "token", "store")
+SUBCOMMANDS = (
+    "up",
+    "apiserver",
+    "controller_manager",
+    "scheduler",
+    "kubelet",
+    "proxy",
+    "sim",
+    "token",
+    "store",
+    "image",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

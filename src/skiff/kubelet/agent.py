@@ -28,6 +28,7 @@ from skiff.client.resources import PODS, SERVICES
 from skiff.kubelet.cgroups import Cgroups
 from skiff.kubelet.context import NodeServices, log
 from skiff.kubelet.env import NodeResources, decode_secret, service_env
+from skiff.kubelet.image_store import images_dir_for_root
 from skiff.kubelet.images import ImageStore
 from skiff.kubelet.node import NodeAgent, NodeConfig, capacity
 from skiff.kubelet.runtime import PodRuntime
@@ -81,7 +82,7 @@ class Kubelet:
             config.node_name,
             config.node_ip,
             config.root_dir,
-            ImageStore(),
+            ImageStore(images_dir_for_root(config.root_dir)),
             cgroups,
             resources,
             self._lookup,

@@ -26,7 +26,7 @@ from skiff.kubelet.context import PodContext, log
 from skiff.kubelet.env import EnvError, container_env
 from skiff.kubelet.expansion import expand_all
 from skiff.kubelet.hooks import run_handler
-from skiff.kubelet.images import ImageError
+from skiff.kubelet.images import ImageError, unrunnable_in_rootfs
 from skiff.kubelet.probes import ExecEnv, ProbeLoop
 from skiff.kubelet.process import ContainerProcess, spawn
 from skiff.kubelet.status import ContainerRecord
@@ -81,6 +81,8 @@ class ContainerRunner:
         self.process: ContainerProcess | None = None
         self.env: dict[str, str] = {}
         self.cwd = "/"
+        self.rootfs: str | None = None  # an imported image's root filesystem, chrooted into by the launcher
+        self.image_user: tuple[int, int | None] | None = None  # its config's User, unless securityContext says
         self.backoff = CrashBackoff()
         self.pull_backoff = CrashBackoff()
         self._probes: list[asyncio.Task[None]] = []
@@ -96,6 +98,18 @@ class ContainerRunner:
             self.ctx.event("Warning", "Failed", f'Failed to pull image "{self.record.image}": {err}')
             raise StartError("ErrImagePull", str(err)) from err
         self.record.image_id = image.image_id
+        if image.rootfs is not None and not self.ctx.node.isolate:
+            message = (
+                f'image "{self.record.image}" is an imported image with its own root filesystem, which needs a '
+                "mount namespace and chroot: the kubelet is not running as root"
+            )
+            self.ctx.event("Warning", "Failed", f"Error: {message}")
+            raise StartError("CreateContainerError", message)
+        if isinstance(image.user, str):
+            self.ctx.event("Warning", "Failed", f"Error: {image.user}")
+            raise StartError("CreateContainerError", image.user)
+        self.rootfs = image.rootfs
+        self.image_user = image.user
         self.ctx.event("Normal", "Pulled", f'Container image "{self.record.image}" already present on machine')
         try:
             env = await container_env(
@@ -108,17 +122,24 @@ class ContainerRunner:
         except EnvError as err:
             self.ctx.event("Warning", "Failed", f"Error: {err}")
             raise StartError("CreateContainerConfigError", str(err)) from err
+        for key, value in image.env:  # the image config's Env first; the container's entries win
+            env.setdefault(key, value)
         for key, value in _implicit_env(self.ctx).items():
             env.setdefault(key, value)
         env.setdefault("PATH", image.path())
         env.setdefault("HOSTNAME", self.ctx.pod["spec"].get("hostname") or self.ctx.pod["metadata"]["name"])
         env.setdefault("HOME", "/root")  # container runtimes set HOME for the (root) user when the image does not
         self.env = env
-        self.cwd = self.spec.get("workingDir") or "/"
+        self.cwd = self.spec.get("workingDir") or image.working_dir or "/"
         command = expand_all(self.spec.get("command") or [], env)
         argv = image.argv(command, expand_all(self.spec.get("args") or [], env))
         requested = command[0] if command else (argv[0] if argv else "")
-        problem = await asyncio.to_thread(_unrunnable, argv, env["PATH"], self.cwd, self.ctx.node.isolate, requested)
+        if image.rootfs is not None:
+            problem = await asyncio.to_thread(unrunnable_in_rootfs, argv, env["PATH"], image.rootfs, requested)
+        else:
+            problem = await asyncio.to_thread(
+                _unrunnable, argv, env["PATH"], self.cwd, self.ctx.node.isolate, requested
+            )
         if problem:
             self.ctx.event("Warning", "Failed", f'Error: failed to start container "{self.name}": {problem}')
             raise StartError("RunContainerError", problem)
@@ -148,10 +169,15 @@ class ContainerRunner:
         term_path = self.spec.get("terminationMessagePath") or "/dev/termination-log"
         mounts.append({"source": str(self._termination_file()), "target": term_path})
         hostname = self.ctx.pod["spec"].get("hostname") or self.ctx.pod["metadata"]["name"]
-        return {"cgroups": [str(p) for p in cgroups], "mounts": mounts, "hostname": hostname[:63], **self._identity()}
+        spec = {"cgroups": [str(p) for p in cgroups], "mounts": mounts, "hostname": hostname[:63], **self._identity()}
+        if self.rootfs is None:
+            return spec
+        scratch = pod_dir / "containers" / self.name / "rootfs"
+        shutil.rmtree(scratch, ignore_errors=True)  # every run starts from the image, as a new container would
+        return {**spec, "rootfs": self.rootfs, "rootfsScratch": str(scratch)}
 
     def _identity(self) -> dict[str, Any]:
-        """runAsUser/runAsGroup (container securityContext over the pod's) and supplementalGroups."""
+        """runAsUser/runAsGroup (container securityContext, the pod's, the image's User), supplementalGroups."""
         pod_ctx = self.ctx.pod["spec"].get("securityContext") or {}
         own = self.spec.get("securityContext") or {}
         identity: dict[str, Any] = {}
@@ -159,6 +185,10 @@ class ContainerRunner:
             value = own.get(key, pod_ctx.get(key))
             if value is not None:
                 identity[key] = int(value)
+        if self.image_user is not None and "runAsUser" not in identity:  # an imported image's config User
+            identity["runAsUser"] = self.image_user[0]
+            if self.image_user[1] is not None:
+                identity.setdefault("runAsGroup", self.image_user[1])
         if pod_ctx.get("supplementalGroups"):
             identity["supplementalGroups"] = [int(g) for g in pod_ctx["supplementalGroups"]]
         return identity
@@ -221,6 +251,9 @@ class ContainerRunner:
         self.record.last_state = state.get("lastState") or {}
         self.env = state.get("env") or {}
         self.cwd = state.get("cwd") or "/"
+        self.rootfs = state.get("rootfs")  # exec/probes into an adopted imported-image container enter its root
+        user = state.get("imageUser")
+        self.image_user = (int(user[0]), None if user[1] is None else int(user[1])) if user else None
         self._set_running()
 
     def to_state(self) -> dict[str, Any]:
@@ -233,6 +266,8 @@ class ContainerRunner:
             "lastState": self.record.last_state,
             "env": self.env,
             "cwd": self.cwd,
+            "rootfs": self.rootfs,
+            "imageUser": list(self.image_user) if self.image_user else None,
         }
 
     async def _post_start(self) -> None:
@@ -252,8 +287,8 @@ class ContainerRunner:
             if "runAsUser" in identity:
                 user = [f"--setgid={identity.get('runAsGroup', 0)}", f"--setuid={identity['runAsUser']}"]
             prefix = (
-                "nsenter", "--target", str(self.process.pid), "--mount", "--uts", f"--wdns={self.cwd}",
-                *user, "--",
+                "nsenter", "--target", str(self.process.pid), "--mount", "--uts",
+                *(("--root",) if self.rootfs is not None else ()), f"--wdns={self.cwd}", *user, "--",
             )  # fmt: skip
             return ExecEnv(self.env, self.cwd, prefix)
         return ExecEnv(self.env, self.cwd)

@@ -11,6 +11,8 @@ a container's command finds.  Resolution rules:
   ``registry.k8s.io/etcd:3.5.*``) → the etcd 3.4 / 3.5 binaries installed on the host;
 - ``registry.k8s.io/pause`` → ``sleep infinity``.
 
+Images imported with ``skiff image import`` (see ``image_store``) win over these rules, but only when the
+reference is in the store: such a container runs chrooted into the image's rootfs (``ResolvedImage.rootfs``).
 Anything else raises ``ImageError`` and the pod shows ErrImagePull / ImagePullBackOff.
 """
 
@@ -26,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from skiff import __version__
+from skiff.kubelet.image_store import ImportedImage, image_user, lookup
 
 HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _SHELL_IMAGES = frozenset({"busybox", "alpine", "ubuntu", "debian", "centos", "fedora", "rockylinux", "bash"})
@@ -45,9 +48,19 @@ class ResolvedImage:
     entrypoint: tuple[str, ...]
     path_prefix: tuple[str, ...] = ()
     aliases: dict[str, str] = field(default_factory=dict)
+    #: Imported images only: the root filesystem to chroot into, the config's Cmd, Env and WorkingDir.
+    rootfs: str | None = None
+    cmd: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    working_dir: str = ""
+    #: The config's User as (uid, gid), or why it cannot be resolved; None: root / the pod's securityContext.
+    user: tuple[int, int | None] | str | None = None
 
     def argv(self, command: list[str], args: list[str]) -> list[str]:
         """Upstream rule: ``command`` replaces the entrypoint, ``args`` replace the image's cmd."""
+        if self.rootfs is not None:
+            # Paths are inside the rootfs; the image's Cmd applies only when neither command nor args is given.
+            return [*command, *args] if command else [*self.entrypoint, *(args or self.cmd)]
         argv = list(command) if command else [*self.entrypoint]
         argv += args
         if argv and argv[0] in self.aliases:
@@ -57,7 +70,40 @@ class ResolvedImage:
         return argv
 
     def path(self) -> str:
+        if self.rootfs is not None:
+            return dict(self.env).get("PATH", HOST_PATH)
         return ":".join([*self.path_prefix, HOST_PATH])
+
+
+def _from_imported(ref: str, image: ImportedImage) -> ResolvedImage:
+    env = tuple((k, v) for k, _, v in (item.partition("=") for item in image.env))
+    return ResolvedImage(
+        ref,
+        image.image_id,
+        image.entrypoint,
+        rootfs=str(image.rootfs),
+        cmd=image.cmd,
+        env=env,
+        working_dir=image.working_dir,
+        user=image_user(image.rootfs, image.user),
+    )
+
+
+def unrunnable_in_rootfs(argv: list[str], path: str, rootfs: str, requested: str) -> str | None:
+    """Why a command cannot run in an imported image (the runtime's words), or None.
+
+    ``lexists``: a link in the image may point to an absolute path that only resolves after the chroot.
+    """
+    first = argv[0] if argv else ""
+    if first.startswith("/"):
+        found = os.path.lexists(rootfs + first)
+    else:
+        found = bool(first) and any(os.path.lexists(f"{rootfs}/{d}/{first}") for d in path.split(":") if d)
+    if found:
+        return None
+    if requested.startswith("/"):
+        return f'exec: "{requested}": stat {requested}: no such file or directory'
+    return f'exec: "{requested}": executable file not found in $PATH'
 
 
 def split_reference(ref: str) -> tuple[str, str]:
@@ -78,13 +124,24 @@ def split_reference(ref: str) -> tuple[str, str]:
 
 
 class ImageStore:
-    """Resolves references; etcd versions are probed once (``etcd --version``) and cached."""
+    """Resolves references; etcd versions are probed once (``etcd --version``) and cached.
 
-    def __init__(self) -> None:
+    ``images_dir`` is the imported-image store (``DATA_DIR/images``); None: built-in rules only.
+    """
+
+    def __init__(self, images_dir: Path | None = None) -> None:
+        self.images_dir = images_dir
         self._etcd: dict[str, Path] | None = None
         self._lock = asyncio.Lock()
 
     async def resolve(self, ref: str) -> ResolvedImage:
+        if self.images_dir is not None and ref:
+            imported = await asyncio.to_thread(lookup, self.images_dir, ref)
+            if imported is not None:
+                return await asyncio.to_thread(_from_imported, ref, imported)
+        return await self._resolve_builtin(ref)
+
+    async def _resolve_builtin(self, ref: str) -> ResolvedImage:
         repo, tag = split_reference(ref)
         base = repo.rsplit("/", 1)[-1]
         image_id = f"{repo}@sha256:{hashlib.sha256(ref.encode()).hexdigest()}"

@@ -7,6 +7,13 @@ mounts ({source, target, readOnly}) to make inside a fresh mount namespace
 hostname (its own UTS namespace), the user and groups to switch to, and the
 argv/env/cwd to exec.  A missing mount point is created on the host (an
 empty directory or file), since there is no container root filesystem.
+
+With ``rootfs`` (an imported image) the container gets one: an overlay of the
+image's rootfs (read-only lower) and a per-container writable layer under
+``rootfsScratch`` (the plain rootfs when the kernel refuses the overlay), with
+a fresh /proc, a small /dev and the bind mounts placed inside it (symlinks in
+the image resolve within it), then chroot.  Mount points then live in the
+writable layer, not on the host.
 Imports stay minimal: this runs once per container start.
 """
 
@@ -17,9 +24,13 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_NOEXEC = 8
 MS_RDONLY = 1
 MS_REMOUNT = 32
 MS_BIND = 4096
@@ -51,6 +62,62 @@ def _bind(libc: ctypes.CDLL, source: str, target: str, read_only: bool) -> None:
         _check(libc.mount(None, target.encode(), None, flags, None), f"remount ro {target}")
 
 
+def _inside(rootfs: str, path: str) -> str:
+    """Host path of ``path`` as seen from inside rootfs: symlinks are followed relative to rootfs, not the host."""
+    pending = [p for p in path.split("/") if p not in ("", ".")]
+    resolved: list[str] = []
+    hops = 0
+    while pending:
+        part = pending.pop(0)
+        if part == "..":
+            if resolved:
+                resolved.pop()
+            continue
+        candidate = os.path.join(rootfs, *resolved, part)
+        if os.path.islink(candidate):
+            hops += 1
+            if hops > 40:
+                raise OSError(40, f"too many levels of symbolic links: {path}")
+            link = os.readlink(candidate)
+            if link.startswith("/"):
+                resolved = []
+            pending = [p for p in link.split("/") if p not in ("", ".")] + pending
+            continue
+        resolved.append(part)
+    return os.path.join(rootfs, *resolved)
+
+
+def _root_dir(libc: ctypes.CDLL, rootfs: str, scratch: str | None) -> str:
+    """The directory to chroot into: an overlay with a writable layer if possible, else rootfs itself."""
+    if scratch:
+        upper, work, merged = (os.path.join(scratch, d) for d in ("upper", "work", "merged"))
+        for directory in (upper, work, merged):
+            os.makedirs(directory, exist_ok=True)
+        options = f"lowerdir={rootfs},upperdir={upper},workdir={work}".encode()
+        if libc.mount(b"overlay", merged.encode(), b"overlay", 0, options) == 0:
+            return merged
+        print(f"skiff launcher: overlay refused ({os.strerror(ctypes.get_errno())}); using the rootfs", file=sys.stderr)
+    _check(libc.mount(rootfs.encode(), rootfs.encode(), None, MS_BIND | MS_REC, None), f"bind {rootfs}")
+    return rootfs
+
+
+def _enter_rootfs(libc: ctypes.CDLL, spec: dict[str, Any]) -> None:
+    root = _root_dir(libc, spec["rootfs"], spec.get("rootfsScratch"))
+    proc = _inside(root, "/proc")
+    os.makedirs(proc, exist_ok=True)
+    _check(libc.mount(b"proc", proc.encode(), b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None), "mount /proc")
+    dev = _inside(root, "/dev")
+    os.makedirs(dev, exist_ok=True)
+    _check(libc.mount(b"tmpfs", dev.encode(), b"tmpfs", MS_NOSUID | MS_NOEXEC, b"mode=755"), "mount /dev")
+    for node in ("null", "zero", "full", "random", "urandom", "tty"):
+        if os.path.exists(f"/dev/{node}"):
+            _bind(libc, f"/dev/{node}", os.path.join(dev, node), False)
+    os.makedirs(os.path.join(dev, "shm"), exist_ok=True)
+    for mount in spec["mounts"]:
+        _bind(libc, mount["source"], _inside(root, mount["target"]), bool(mount.get("readOnly")))
+    os.chroot(root)
+
+
 def _switch_user(spec: dict[str, object]) -> None:
     """securityContext runAsUser / runAsGroup / supplementalGroups, applied just before exec."""
     groups = spec.get("supplementalGroups")
@@ -70,15 +137,18 @@ def main(argv: list[str]) -> int:
     spec = json.loads(Path(argv[1]).read_text())
     for cgroup in spec.get("cgroups", []):
         (Path(cgroup) / "cgroup.procs").write_text(str(os.getpid()))
-    if spec.get("mounts"):
+    if spec.get("mounts") or spec.get("rootfs"):
         libc = _libc()
         _check(libc.unshare(CLONE_NEWNS | CLONE_NEWUTS), "unshare(CLONE_NEWNS|CLONE_NEWUTS)")
         hostname = spec.get("hostname", "").encode()
         if hostname:
             _check(libc.sethostname(hostname, len(hostname)), "sethostname")
         _check(libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "make / private")
-        for mount in spec["mounts"]:
-            _bind(libc, mount["source"], mount["target"], bool(mount.get("readOnly")))
+        if spec.get("rootfs"):
+            _enter_rootfs(libc, spec)
+        else:
+            for mount in spec["mounts"]:
+                _bind(libc, mount["source"], mount["target"], bool(mount.get("readOnly")))
     os.chdir(spec.get("cwd") or "/")
     _switch_user(spec)
     args = spec["argv"]

@@ -152,14 +152,19 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCluster
 
 
 @contextlib.contextmanager
-def extra_kubelet(c: RunningCluster, name: str, index: int) -> Iterator[subprocess.Popen[bytes]]:
+def extra_kubelet(
+    c: RunningCluster, name: str, index: int, credentials: list[str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     """Another node on this machine (``skiff kubelet`` at the cluster's node address ``index``).
 
-    Stopped at the end by SIGTERM to its PID (it stops its pods first); if it
-    already exited (a test stopped it), nothing is left to do.
+    ``credentials`` are its flags for reaching the API server (default: the
+    admin kubeconfig).  Stopped at the end by SIGTERM to its PID (it stops its
+    pods first); if it already exited (a test stopped it), nothing is left to
+    do.  Its log is printed when the test fails.
     """
     log = c.base / f"kubelet-{name}.log"
-    cmd = [sys.executable, "-m", "skiff.cli.main", "kubelet", "--kubeconfig", str(c.data_dir / "admin.kubeconfig")]
+    credentials = credentials or ["--kubeconfig", str(c.data_dir / "admin.kubeconfig")]
+    cmd = [sys.executable, "-m", "skiff.cli.main", "kubelet", *credentials]
     cmd += [
         "--node-name",
         name,
@@ -173,6 +178,9 @@ def extra_kubelet(c: RunningCluster, name: str, index: int) -> Iterator[subproce
         proc = subprocess.Popen(cmd, stdout=out, stderr=out, start_new_session=True)
     try:
         yield proc
+    except BaseException:
+        print(f"--- kubelet {name} ---\n{_tail(log, 200)}", file=sys.stderr)
+        raise
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)

@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
-import signal
-import subprocess
-import sys
-from pathlib import Path
 
 import yaml
-from cluster_harness import STOP_DEADLINE_S, RunningCluster, cluster
+from cluster_harness import RunningCluster, cluster, extra_kubelet
 
 from skiff.apiserver.bootstrap_tokens import parse_token
 
@@ -37,14 +32,9 @@ def test_kubelet_joins_with_bootstrap_token(cluster: RunningCluster) -> None:
     token = flags["--token"]
     assert parse_token(token) and (c.data_dir / "join-token").read_text().strip() == token
     root = c.base / "kubelet-joined"
-    cmd = [sys.executable, "-m", "skiff.cli.main", "kubelet", "--server", flags["--server"], "--token", token]
-    cmd += ["--certificate-authority", flags["--certificate-authority"], "--node-name", "joined"]
-    cmd += ["--node-ip", c.addresses.extra_node_ip(2), "--cluster-dns", c.addresses.cluster_dns]
-    cmd += ["--root-dir", str(root), "--stop-pods-on-exit"]
-    log = c.base / "kubelet-joined.log"
-    with log.open("ab") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=out, start_new_session=True)
-    try:
+    credentials = ["--server", flags["--server"], "--token", token]
+    credentials += ["--certificate-authority", flags["--certificate-authority"]]
+    with extra_kubelet(c, "joined", 2, credentials):
         c.wait_for("node joined Ready", lambda: node_ready(c, "joined") == "True", timeout=120)
         # The kubelet's only credential is the token (no client certificate).
         users = yaml.safe_load((root / "kubelet.kubeconfig").read_text())["users"]
@@ -69,14 +59,3 @@ def test_kubelet_joins_with_bootstrap_token(cluster: RunningCluster) -> None:
         assert placed["spec"]["nodeName"] == "joined"
         assert placed["status"]["hostIP"] == c.addresses.extra_node_ip(2)
         c.ok("delete", "pod", "on-joined", "--wait=true", timeout=120)
-    except BaseException:
-        print(f"--- joined kubelet ---\n{Path(log).read_text(errors='replace')[-8000:]}", file=sys.stderr)
-        raise
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=STOP_DEADLINE_S)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()

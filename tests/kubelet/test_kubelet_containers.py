@@ -159,9 +159,19 @@ async def test_service_env_and_attach_stdin(apiserver: RunningApiServer, kubelet
             "    print('got', line.strip(), flush=True)"
         )
         container = {"name": "echo", "image": "python:3", "command": ["python3", "-c", script], "stdin": True}
-        await asyncio.sleep(0.5)  # the kubelet's Service informer sees the new Service
-        await client.create(PODS, pod_spec("stdin-echo", kubelet.name, [container]))
-        pod = await wait_pod(client, "stdin-echo", lambda p: container_status(p).get("ready") is True)
+        # The kubelet learns of the new Service through its informer; a pod started before that (as with the
+        # real kubelet) lacks the variables, so a pod that missed them is replaced, a bounded number of times.
+        for attempt in range(10):
+            name = f"stdin-echo-{attempt}"
+            await client.create(PODS, pod_spec(name, kubelet.name, [container]))
+            pod = await wait_pod(client, name, lambda p: container_status(p).get("restartCount") is not None)
+            for _ in range(200):  # the first line: the variables, or the KeyError that says they were missing
+                if "\n" in _log_text(kubelet, pod, "echo"):
+                    break
+                await asyncio.sleep(0.05)
+            if "KeyError" not in _log_text(kubelet, pod, "echo"):
+                break
+            await client.delete(PODS, name, "default", grace_period_seconds=0)
         fifo = kubelet.root / "pods" / pod["metadata"]["uid"] / "containers" / "echo" / "stdin"
         fd = await asyncio.to_thread(os.open, fifo, os.O_WRONLY | os.O_NONBLOCK)
         os.write(fd, b"ping\n")

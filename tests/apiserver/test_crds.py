@@ -294,3 +294,12 @@ def test_server_side_apply_of_a_custom_resource(kubectl: Kubectl) -> None:
     kubectl.ok("apply", "--server-side", "-f", "-", stdin=doc.replace("replicas: 2", "replicas: 6"))
     obj = json.loads(kubectl.ok("get", "cts", "applied", "-o", "json"))
     assert obj["spec"]["replicas"] == 6 and obj["spec"]["image"] == "busybox"
+
+
+def test_custom_resources_run_the_admission_chain(kubectl: Kubectl) -> None:
+    group = "admit.skiff.test"
+    _install(kubectl, group, "cta")
+    code, _, err = kubectl.run("apply", "-n", "no-such-ns", "-f", "-", stdin=CRONTAB.format(group=group, name="x"))
+    assert code != 0 and 'namespaces "no-such-ns" not found' in err, err
+    code, _, err = kubectl.run("get", "cta", "x", "-n", "no-such-ns")
+    assert code != 0 and "not found" in err

@@ -119,7 +119,7 @@ class ApiServer:
     _runner: web.AppRunner | None = None
     _sites: list[web.BaseSite] = field(default_factory=list)
     _compactor: asyncio.Task[None] | None = None
-    #: The admission chain every registry runs (CRD registries should run it too).
+    #: The admission chain every registry runs, custom resources' included.
     admission: AdmissionChain = field(default_factory=AdmissionChain)
     _services: ServiceAllocations | None = None
     _repairer: asyncio.Task[None] | None = None
@@ -147,7 +147,7 @@ class ApiServer:
             self._own_store = True
         await self._build_resources(self.store)
         if self.served.find(CRD_GROUP, CRD_VERSION, CRD_PLURAL) is not None:
-            self._crds = CrdEstablisher(self.store, self.served)
+            self._crds = CrdEstablisher(self.store, self.served, admission=self.admission)
             await self._crds.start()
         # Deriving the schemas imports a few hundred client models (about a second): off the event loop.
         schemas = await asyncio.to_thread(builtin_schemas)

@@ -49,6 +49,7 @@ from skiff.apiserver.crds.crd_registry import CLEANUP_FINALIZER, CrdRegistry
 from skiff.apiserver.crds.naming import TERMINATING, calculate_names, established_status, set_condition
 from skiff.apiserver.crds.versioned import CrdState, VersionedRegistry
 from skiff.apiserver.served import ServedResources
+from skiff.registry.admission import AdmissionChain
 from skiff.registry.custom.definition import AcceptedNames, CrdResources, crd_resources
 from skiff.registry.generic import GenericRegistry
 from skiff.registry.listing import ListQuery
@@ -98,12 +99,15 @@ class CrdEstablisher:
         *,
         retry_delay: float = RETRY_DELAY_S,
         clock: Callable[[], datetime] = utc_now,
+        admission: AdmissionChain | None = None,
     ) -> None:
         row = served.find(CRD_GROUP, CRD_VERSION, CRD_PLURAL)
         if row is None or not isinstance(row.registry, GenericRegistry):
             raise ValueError("customresourcedefinitions must be served by a GenericRegistry")
         self.store = store
         self.served = served
+        #: Custom resources run the same admission chain as built-in ones (namespace lifecycle, ...).
+        self.admission = admission or AdmissionChain()
         self.registry: GenericRegistry = row.registry
         self.retry_delay = retry_delay
         self.clock = clock
@@ -301,7 +305,9 @@ class CrdEstablisher:
 
     def _install(self, serving: Serving, resources: CrdResources) -> None:
         for info in resources.served:
-            inner = GenericRegistry(self.store, resources.writers[info.version], serving.cache)
+            inner = GenericRegistry(
+                self.store, resources.writers[info.version], serving.cache, admission=self.admission
+            )
             self.served.add(info, VersionedRegistry(inner, info, serving.state))
             serving.rows.append((info.group, info.version, info.plural))
 

@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from skiff.cli.up import default_data_dir
 from skiff.kubelet.image_store import ImageImportError, import_image, list_images
+from skiff.localcluster.paths import default_data_dir
 
 
 def register(sub: Any) -> None:

@@ -20,9 +20,9 @@ from typing import Any
 
 import yaml
 
-from skiff.cli.up import default_data_dir
 from skiff.client import ClientConfig
 from skiff.client.cluster_defaults import CLUSTER_DNS, CLUSTER_DOMAIN
+from skiff.localcluster.paths import default_data_dir
 
 
 def register(subparsers: Any) -> None:

@@ -34,17 +34,30 @@ SUBCOMMANDS = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; when ``argv`` names a subcommand, only that one is loaded.
+
+    Registering a subcommand imports what its flags need (the API server's,
+    for instance), so a component process that loaded every subcommand would
+    carry the whole control plane in memory.  ``skiff --help`` loads them all.
+    """
     parser = argparse.ArgumentParser(prog="skiff", description="A small Kubernetes-compatible control plane.")
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    chosen = _chosen_subcommand(argv)
     for name in SUBCOMMANDS:
-        importlib.import_module(f"skiff.cli.{name}").register(sub)
+        if chosen is None or name == chosen:
+            importlib.import_module(f"skiff.cli.{name}").register(sub)
     return parser
 
 
+def _chosen_subcommand(argv: Sequence[str] | None) -> str | None:
+    words = list(sys.argv[1:] if argv is None else argv)
+    return next((w.replace("-", "_") for w in words if w.replace("-", "_") in SUBCOMMANDS), None)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not hasattr(args, "func"):
         parser.print_help()

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import re
 import signal
 import socket
@@ -34,14 +33,9 @@ from typing import Any
 
 from skiff.cli.apiserver import add_apiserver_flags
 from skiff.cli.store import DB_FILE, ServeConfig, add_serve_flags
+from skiff.localcluster.paths import default_data_dir
 
 READY_TIMEOUT_S = 120.0
-
-
-def default_data_dir() -> Path:
-    """``$XDG_DATA_HOME/skiff``, as other local-cluster tools keep state per user."""
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "skiff"
 
 
 def default_node_name() -> str:

@@ -88,7 +88,7 @@ def etcd_binary(version: str) -> Any:
     A missing etcd fails the test rather than skipping it: the test command
     installs both versions, so a missing one is a broken install, not a pass.
     """
-    from skiff.store.etcd_process import find_binaries
+    from skiff.etcd_binaries import find_binaries
 
     binaries = find_binaries()
     if version not in binaries:

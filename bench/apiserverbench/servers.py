@@ -28,7 +28,8 @@ from pathlib import Path
 
 import aiohttp
 
-from skiff.store.etcd_process import EtcdMember, find_binaries
+from skiff.etcd_binaries import find_binaries
+from skiff.store.etcd_process import EtcdMember
 from storebench.targets import stop_process
 
 SQLITE = "sqlite"

@@ -27,8 +27,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from skiff.etcd_binaries import EtcdBinary, find_binaries
 from skiff.store.etcd import EtcdStore
-from skiff.store.etcd_process import EtcdBinary, EtcdMember, find_binaries
+from skiff.store.etcd_process import EtcdMember
 from skiff.store.protocol import Store
 from skiff.store.sqlite import SqliteStore
 

@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from skiff.store.etcd_process import EtcdBinary
+from skiff.etcd_binaries import EtcdBinary
 
 #: etcd_process starts members with this --initial-cluster-token; the facade must use the same.
 ETCD_PROCESS_TOKEN = "skiff-etcd"

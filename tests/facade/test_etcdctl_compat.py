@@ -32,7 +32,8 @@ import pytest_asyncio
 from facade_harness import ETCD_PROCESS_TOKEN, FacadeProcess, etcdctl, etcdctl_watch
 
 from conftest import etcd_binary
-from skiff.store.etcd_process import EtcdBinary, EtcdMember
+from skiff.etcd_binaries import EtcdBinary
+from skiff.store.etcd_process import EtcdMember
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -20,7 +20,7 @@ import pytest_asyncio
 from facade_harness import FacadeProcess, etcdctl
 
 from conftest import etcd_binary
-from skiff.store.etcd_process import EtcdBinary
+from skiff.etcd_binaries import EtcdBinary
 from skiff.store.protos import load
 from skiff.store.types import MAX_REQUEST_BYTES
 

@@ -14,7 +14,7 @@ import pytest
 from facade_harness import etcdctl
 
 from conftest import etcd_binary
-from skiff.store.etcd_process import EtcdBinary
+from skiff.etcd_binaries import EtcdBinary
 from skiff.store.facade import FacadeServer
 from skiff.store.sqlite import SqliteStore
 

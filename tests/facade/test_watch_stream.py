@@ -24,8 +24,8 @@ import pytest_asyncio
 from facade_harness import ETCD_PROCESS_TOKEN, FacadeProcess
 
 from conftest import etcd_binary
+from skiff.etcd_protos import load
 from skiff.store.etcd_process import EtcdMember
-from skiff.store.protos import load
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -201,7 +201,7 @@ def test_compare_without_oneof_reads_zero_value() -> None:
     ],
 )
 def test_empty_oneof_is_rejected(convert: Any, message: str) -> None:
-    from skiff.store.protos import load
+    from skiff.etcd_protos import load
 
     with pytest.raises(ValueError, match=message):
         convert(getattr(load().rpc_pb2, message)())

@@ -31,6 +31,7 @@ SUBCOMMANDS = (
     "token",
     "store",
     "image",
+    "etcd_operator",
 )
 
 

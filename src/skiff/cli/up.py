@@ -64,6 +64,7 @@ def register(subparsers: Any) -> None:
     up.add_argument("--load-balancer-range", default=None, help="LoadBalancer ingress pool (default 127.252.0.0/16)")
     up.add_argument("--no-kubelet", action="store_true", help="run no node on this machine (control plane only)")
     up.add_argument("--no-proxy", action="store_true", help="run no service proxy and no cluster DNS")
+    up.add_argument("--no-etcd-operator", action="store_true", help="run no etcd operator")
     # Defaults that depend on the data dir's address plan are filled in by ``plan_addresses``.
     up.set_defaults(func=run, bind_address=None, service_cluster_ip_range=None, listen=None)
 
@@ -163,6 +164,7 @@ async def run(args: argparse.Namespace) -> int:
             addresses=addresses,
             with_kubelet=not args.no_kubelet,
             with_proxy=not args.no_proxy,
+            with_etcd_operator=not args.no_etcd_operator,
         )
         for component in components(cluster):
             await supervisor.start(component)

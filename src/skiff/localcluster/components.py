@@ -15,7 +15,7 @@ from skiff.localcluster.supervisor import Component, Supervisor
 
 CONTROL_PLANE_LABELS = "node-role.kubernetes.io/control-plane=,node-role.kubernetes.io/master=true"
 #: Stop order: traffic first, then the node (which stops its pods), then the control loops.
-STOP_ORDER = ("proxy", "kubelet", "scheduler", "controller-manager")
+STOP_ORDER = ("proxy", "etcd-operator", "kubelet", "scheduler", "controller-manager")
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,7 @@ class LocalCluster:
     addresses: ClusterAddresses
     with_kubelet: bool = True
     with_proxy: bool = True
+    with_etcd_operator: bool = True
 
 
 def components(cluster: LocalCluster) -> list[Component]:
@@ -87,6 +88,25 @@ def components(cluster: LocalCluster) -> list[Component]:
                     "--load-balancer-range",
                     a.load_balancer_cidr,
                     "--healthz-bind-address",
+                    a.node_ip,
+                ),
+            )
+        )
+    if cluster.with_etcd_operator:
+        state = cluster.data_dir / "etcd-operator"
+        out.append(
+            Component(
+                "etcd-operator",
+                Supervisor.skiff_argv(
+                    "etcd-operator",
+                    "--kubeconfig",
+                    kc,
+                    "--state-dir",
+                    str(state),
+                    "--backup-dir",
+                    str(state / "backups"),
+                    # Restoring seeds fetch snapshots from here: the node's address, reachable from every pod.
+                    "--listen-address",
                     a.node_ip,
                 ),
             )

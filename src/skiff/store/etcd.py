@@ -1,7 +1,7 @@
 """The Store over a real etcd cluster's v3 gRPC API.
 
 Stubs: generated at run time from Skiff's own copies of etcd's .proto files
-(:func:`skiff.store.protos.load`, i.e. ``grpc.protos_and_services``) rather
+(:func:`skiff.etcd_protos.load`, i.e. ``grpc.protos_and_services``) rather
 than a third-party etcd client.  The Python clients are unmaintained (etcd3),
 or synchronous, or lag etcd 3.5's fields (aetcd), and the gRPC facade needs
 the very same messages server-side anyway: one set of protos, one set of
@@ -41,13 +41,13 @@ from typing import Any
 import grpc
 import grpc.aio
 
+from skiff.etcd_protos import load
 from skiff.store import pbconvert as pbc
 from skiff.store.conditional import ConditionalWrites
 from skiff.store.errors import Compacted, InvalidArgument, LeaseNotFound
 from skiff.store.etcd_endpoints import EtcdEndpoints
 from skiff.store.etcd_errors import is_compacted, translate
 from skiff.store.etcd_watch import EtcdWatcher
-from skiff.store.protos import load
 from skiff.store.request_checks import check_not_inverted, check_watch
 from skiff.store.types import (
     DEFAULT_QUOTA_BYTES,

@@ -18,8 +18,8 @@ from typing import Any
 import grpc
 import grpc.aio
 
+from skiff.etcd_protos import load
 from skiff.store.etcd_errors import may_retry_read, never_sent
-from skiff.store.protos import load
 
 _CHANNEL_OPTIONS = [
     # etcd answers with up to its own limit (watch catch-up batches can be large).

@@ -32,7 +32,7 @@ import grpc
 import grpc.aio
 
 from skiff.etcd_binaries import EtcdBinary
-from skiff.store.protos import load
+from skiff.etcd_protos import load
 
 #: How long a member may take to become ready (elections take ~1 s; slow CI disks more).
 READY_TIMEOUT = 60.0

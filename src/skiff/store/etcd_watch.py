@@ -42,11 +42,11 @@ from typing import Any
 import grpc
 import grpc.aio
 
+from skiff.etcd_protos import load
 from skiff.store.errors import Compacted, InvalidArgument, StoreError, Unavailable
 from skiff.store.etcd_endpoints import EtcdEndpoints
 from skiff.store.etcd_errors import may_retry_read, translate
 from skiff.store.pbconvert import event_from_pb
-from skiff.store.protos import load
 from skiff.store.types import Event, WatchResponse
 
 _REQUIRE_LEADER = (("hasleader", "true"),)

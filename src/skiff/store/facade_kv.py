@@ -26,12 +26,12 @@ from typing import Any
 
 import grpc.aio
 
+from skiff.etcd_protos import load
 from skiff.store import pbconvert
 from skiff.store.errors import InvalidArgument, KeyNotFound, StoreError
 from skiff.store.facade_member import Member
 from skiff.store.facade_wire import RequestError
 from skiff.store.protocol import Store
-from skiff.store.protos import load
 from skiff.store.types import (
     FROM_KEY,
     Compare,

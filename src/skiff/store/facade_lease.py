@@ -17,11 +17,11 @@ from typing import Any
 
 import grpc.aio
 
+from skiff.etcd_protos import load
 from skiff.store.errors import LeaseNotFound, StoreError
 from skiff.store.facade_kv import current_revision
 from skiff.store.facade_member import Member
 from skiff.store.protocol import Store
-from skiff.store.protos import load
 
 _rpc: Any = load().rpc_pb2
 

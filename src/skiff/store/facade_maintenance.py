@@ -40,10 +40,10 @@ from typing import Any, BinaryIO, Protocol, runtime_checkable
 
 import grpc.aio
 
+from skiff.etcd_protos import load
 from skiff.store.facade_member import RAFT_TERM, SERVER_VERSION, Member
 from skiff.store.facade_wire import RequestError
 from skiff.store.protocol import Store
-from skiff.store.protos import load
 
 _rpc: Any = load().rpc_pb2
 

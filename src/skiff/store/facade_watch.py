@@ -36,12 +36,12 @@ from typing import Any
 
 import grpc.aio
 
+from skiff.etcd_protos import load
 from skiff.store import pbconvert
 from skiff.store.errors import Compacted
 from skiff.store.facade_kv import current_revision, is_inverted
 from skiff.store.facade_member import Member
 from skiff.store.protocol import Store, Watcher
-from skiff.store.protos import load
 from skiff.store.types import EventType, WatchResponse
 
 _rpc: Any = load().rpc_pb2

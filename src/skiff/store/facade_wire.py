@@ -25,8 +25,8 @@ from typing import Any, NoReturn
 import grpc
 import grpc.aio
 
+from skiff.etcd_protos import load
 from skiff.store.errors import StoreError
-from skiff.store.protos import load
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ dataclass result -> protobuf response).  Every ``x_to_pb`` has an
 
 Pure functions: no I/O, no validation (the backends validate; a facade must
 see etcd's own errors, not ours).  Messages come from
-:func:`skiff.store.protos.load`, generated at run time, hence typed ``Any``.
+:func:`skiff.etcd_protos.load`, generated at run time, hence typed ``Any``.
 
 Headers follow etcd: a top-level response's header carries cluster_id,
 member_id, revision and raft_term (the caller builds it with :func:`header`);
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from skiff.store.protos import load
+from skiff.etcd_protos import load
 from skiff.store.types import (
     Compare,
     CompareResult,

@@ -1,0 +1,1 @@
+"""The etcd operator: EtcdCluster, EtcdBackup and EtcdRestore over real etcd members that are pods."""

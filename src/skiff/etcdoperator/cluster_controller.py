@@ -88,6 +88,9 @@ class EtcdClusterController(Controller):
         #: When each cluster was first seen without quorum (for the grace period); memory only, which is safe:
         #: a restarted operator just waits one more grace period.
         self.unavailable_since: dict[str, float] = {}
+        #: The object each status write returned: the informer may not have caught up with our own write by the
+        #: next pass, and acting on the older status would, for instance, start a second rebuild.
+        self.written: dict[str, Obj] = {}
         #: When each learner was first seen, for the join timeout (memory only: a restart grants a fresh timeout).
         self.learner_seen: dict[tuple[str, int], float] = {}
 
@@ -102,10 +105,21 @@ class EtcdClusterController(Controller):
         if target:
             self.enqueue(f"{restore['metadata'].get('namespace', '')}/{target}")
 
+    def freshest(self, key: str) -> Obj | None:
+        """The cached cluster, or the one our last status write returned when that is newer."""
+        cached, written = self.clusters.get(key), self.written.get(key)
+        if cached is None or written is None:
+            return cached
+        if _rv(written) > _rv(cached) and written["metadata"].get("uid") == cached["metadata"].get("uid"):
+            return written
+        self.written.pop(key, None)
+        return cached
+
     async def sync(self, key: str) -> None:
-        cluster = self.clusters.get(key)
+        cluster = self.freshest(key)
         if cluster is None or cluster["metadata"].get("deletionTimestamp"):
             self.unavailable_since.pop(key, None)
+            self.written.pop(key, None)
             return
         self.queue.add_after(key, self.interval)
         await self.reconcile(cluster)
@@ -443,7 +457,7 @@ class EtcdClusterController(Controller):
         ):
             ns, name = cluster["metadata"]["namespace"], obj["metadata"]["name"]
             try:
-                current = await self.client.get(res, ns, name)
+                current = await self.client.get(res, name, ns)
             except ApiError as err:
                 if err.code != 404:
                     raise
@@ -462,7 +476,7 @@ class EtcdClusterController(Controller):
             return
         body = {**cluster, "status": status}
         try:
-            await self.client.update_status(ETCDCLUSTERS, body)
+            self.written[meta_key(cluster)] = await self.client.update_status(ETCDCLUSTERS, body)
         except ApiError as err:
             if err.code in (404, 409):
                 self.enqueue(meta_key(cluster))  # a newer object (or none) in the cache; recompute from it
@@ -508,7 +522,7 @@ class EtcdClusterController(Controller):
 
     async def _delete(self, res: Any, cluster: Obj, name: str, grace: int | None = None) -> None:
         try:
-            await self.client.delete(res, cluster["metadata"]["namespace"], name, grace_period_seconds=grace)
+            await self.client.delete(res, name, cluster["metadata"]["namespace"], grace_period_seconds=grace)
         except ApiError as err:
             if err.code != 404:
                 raise
@@ -520,6 +534,11 @@ class EtcdClusterController(Controller):
     def _count(self, action: str) -> None:
         if self.actions is not None:
             self.actions.labels(action).inc()
+
+
+def _rv(obj: Obj) -> int:
+    text = str(obj["metadata"].get("resourceVersion") or "0")
+    return int(text) if text.isdigit() else 0
 
 
 def _age(obj: Obj, now: float) -> float:

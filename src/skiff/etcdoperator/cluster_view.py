@@ -113,18 +113,23 @@ async def observe(pods: list[Obj], claims: list[Obj]) -> ClusterView:
         view.states[pod["metadata"]["name"]] = MemberState(pod["metadata"]["name"], pod=pod)
     for claim in claims:
         view.states.setdefault(claim["metadata"]["name"], MemberState(claim["metadata"]["name"])).claim = claim
-    urls = [s.client_url for s in _by_readiness(view.states.values()) if s.client_url]
-    view.membership = await member_list(urls)
+    probes = {name: s.client_url for name, s in view.states.items() if s.client_url}
+    results = await asyncio.gather(*(endpoint_status(url) for url in probes.values()))
+    for name, result in zip(probes, results, strict=True):
+        view.states[name].status = result
+    # Membership from the leader first, then members that see a leader: a member cut off from the cluster (or
+    # one left over from before a rebuild) answers with its own stale view.
+    ordered = sorted(
+        (s for s in view.states.values() if s.client_url),
+        key=lambda s: (not (s.status and s.status.leader == s.status.member_id), not (s.status and s.status.leader)),
+    )
+    view.membership = await member_list([s.client_url for s in ordered if s.client_url])
     for member in view.membership or []:
         name = member.name or member_name_from_url(member)
         if name:
             view.states.setdefault(name, MemberState(name)).member = member
         else:
             view.unnamed.append(member)
-    probes = {name: s.client_url for name, s in view.states.items() if s.client_url}
-    results = await asyncio.gather(*(endpoint_status(url) for url in probes.values()))
-    for name, result in zip(probes, results, strict=True):
-        view.states[name].status = result
     return view
 
 
@@ -135,10 +140,6 @@ def member_name_from_url(member: Member) -> str:
         if host and not host[0].isdigit():
             return host.split(".")[0]
     return ""
-
-
-def _by_readiness(states: Iterable[MemberState]) -> list[MemberState]:
-    return sorted(states, key=lambda s: not s.ready)
 
 
 async def member_list(urls: list[str]) -> list[Member] | None:

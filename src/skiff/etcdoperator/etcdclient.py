@@ -14,6 +14,19 @@ retry.  Hence:
   the ``is_*`` predicates classify them by etcd's own error strings
   (etcd's ``api/v3rpc/rpctypes``), which are the same in 3.4 and 3.5.
 
+Membership changes, as seen with etcd 3.4.23 and 3.5.1 (the caller's concern):
+
+* A change proposed right after another one (remove then add, within a few
+  ms) can be dropped silently by Raft (its one-pending-conf-change rule) and
+  then waits out the deadline: DEADLINE_EXCEEDED, "retryable".  A timed-out
+  MemberAdd may still have been applied, so re-read :meth:`EtcdClient.member_list`
+  (match by peer URL) before adding again; "Peer URLs already exists" means it was.
+* Removing a voter is refused with "unhealthy cluster" until the remaining
+  voters have been connected for 5 s (etcd's HealthInterval, --strict-reconfig-check).
+* MemberList and linearizable reads are refused by a learner ("rpc not
+  supported for learner"); Status and serializable reads work on it.
+  MemberList, Status and serializable reads need no quorum.
+
 Member IDs are etcd's uint64 IDs as Python ints (etcdctl prints them in hex).
 """
 

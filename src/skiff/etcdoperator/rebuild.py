@@ -278,7 +278,11 @@ async def _continue(ctx: RebuildContext, recovery: Obj) -> None:
             current = await client.revision()
             target = max(int(recovery.get("lastObservedRevision") or 0), int(recovery["revision"])) + BUMP_MARGIN
             bumped = await client.bump_revision(target - current) if target > current else current
-            await client.compact(bumped)
+            try:
+                await client.compact(bumped)  # mark everything before as compacted: old watchers must relist
+            except EtcdError as err:
+                if "compacted" not in str(err):
+                    raise
         recovery["bumped"] = bumped
     for obj_res, objs in ((PODS, ctx.pods), (PERSISTENTVOLUMECLAIMS, ctx.claims)):
         for obj in objs:

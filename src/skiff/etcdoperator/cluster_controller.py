@@ -437,7 +437,7 @@ class EtcdClusterController(Controller):
         now = self.clock.now()
         healthy = view.membership is not None and self._all_healthy(view) and len(view.voters) >= 1
         if view.has_quorum:
-            set_condition(status, new_condition(AVAILABLE, "True", "Quorate", f"{len(ready)} of {size} ready", now))
+            _replace_condition(status, AVAILABLE, "True", "Quorate", f"{len(ready)} of {size} ready", now)
         else:
             set_condition(status, new_condition(AVAILABLE, "False", "NoQuorum", "no member has a leader", now))
         if healthy and len(ready) == size:

@@ -20,11 +20,11 @@ FORBIDDEN = {
     "registry": ("apiserver", "cli"),
     "apiserver": ("cli",),
     "localcluster": ("cli",),
-    "client": ("store", "registry", "apiserver", "cli", "controllers", "scheduler", "kubelet", "proxy"),
+    "client": ("store", "registry", "apiserver", "cli", "controllers", "scheduler", "kubelet", "proxy", "etcdoperator"),
     # Components are clients of the REST API like any other user: no back door into the store.
     **{
         component: ("store", "registry", "apiserver", "cli")
-        for component in ("controllers", "scheduler", "kubelet", "proxy")
+        for component in ("controllers", "scheduler", "kubelet", "proxy", "etcdoperator")
     },
 }
 

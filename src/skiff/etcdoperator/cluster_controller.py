@@ -440,7 +440,12 @@ class EtcdClusterController(Controller):
             _replace_condition(status, AVAILABLE, "True", "Quorate", f"{len(ready)} of {size} ready", now)
         else:
             set_condition(status, new_condition(AVAILABLE, "False", "NoQuorum", "no member has a leader", now))
-        if healthy and len(ready) == size:
+        stuck = sorted((s.name, _stuck_message(s.pod)) for s in view.states.values() if _stuck_reason(s.pod))
+        if stuck:
+            # e.g. an etcd version no node has: the kubelet's image error, word for word
+            message = "; ".join(f"{name}: {why}" for name, why in stuck)
+            _replace_condition(status, DEGRADED, "True", "MemberNotStarting", message, now)
+        elif healthy and len(ready) == size:
             remove_condition(status, DEGRADED)
         elif status.get("phase") == "Running":
             unhealthy = sorted(s.name for s in view.states.values() if s.member and not s.healthy)

@@ -195,6 +195,19 @@ async def _stage_from_storage(ctx: RebuildContext, storage_type: str, spec: Obj,
     return StagedSnapshot(dest, info.revision, f"backup {where}")
 
 
+async def _stage_named_backup(ctx: RebuildContext, name: str) -> StagedSnapshot:
+    """Skiff's ``spec.backupName``: the newest record of that EtcdBackup, from wherever it stored it."""
+    backup = ctx.controller.backups.get(f"{ctx.namespace}/{name}")
+    if backup is None:
+        raise LookupError(f'EtcdBackup "{name}" not found in namespace "{ctx.namespace}"')
+    records = [BackupRecord.from_status(r) for r in (backup.get("status") or {}).get("backups") or []]
+    if not records:
+        raise LookupError(f'EtcdBackup "{name}" has no successful backup yet')
+    newest = max(records, key=lambda r: r.revision)
+    spec = backup.get("spec") or {}
+    return await _stage_from_storage(ctx, str(spec.get("storageType") or "Local"), spec, newest.path)
+
+
 def _staging_path(ctx: RebuildContext, what: str) -> Path:
     directory: Path = ctx.controller.staging_dir / ctx.namespace / str(ctx.cluster["metadata"]["name"])
     directory.mkdir(parents=True, exist_ok=True)
@@ -340,8 +353,11 @@ async def _start_restore(ctx: RebuildContext, restore: Obj) -> None:
     spec = restore.get("spec") or {}
     key = meta_key(restore)
     try:
-        storage_type = str(spec.get("backupStorageType") or "Local")
-        staged = await _stage_from_storage(ctx, storage_type, spec, None)
+        if spec.get("backupName"):
+            staged = await _stage_named_backup(ctx, str(spec["backupName"]))
+        else:
+            storage_type = str(spec.get("backupStorageType") or "Local")
+            staged = await _stage_from_storage(ctx, storage_type, spec, None)
     except Exception as err:  # any failure to get a verified snapshot fails the restore, not the cluster
         await _restore_status(ctx, restore, {"phase": "Failed", "succeeded": False, "reason": str(err)})
         ctx.controller._event(restore, "Warning", "RestoreFailed", str(err))

@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
-from skiff.etcdoperator.cluster_controller import _replace_condition, _rv, _stuck_message, _stuck_reason
+from skiff.etcdoperator.cluster_controller import _rv, _stuck_message, _stuck_reason
 from skiff.etcdoperator.cluster_view import member_name_from_url
+from skiff.etcdoperator.conditions import replace_condition
 from skiff.etcdoperator.etcdclient import Member
 from skiff.etcdoperator.rebuild import loss_message
 
@@ -67,12 +68,12 @@ def test_loss_window_is_reported_in_revisions(recovery: dict[str, Any], text: st
 
 def test_a_condition_keeps_its_transition_time_while_only_the_message_changes() -> None:
     status: dict[str, Any] = {}
-    _replace_condition(status, "Degraded", "True", "MembersUnhealthy", "1 of 3 ready", 100.0)
-    _replace_condition(status, "Degraded", "True", "MembersUnhealthy", "2 of 3 ready", 200.0)
+    replace_condition(status, "Degraded", "True", "MembersUnhealthy", "1 of 3 ready", 100.0)
+    replace_condition(status, "Degraded", "True", "MembersUnhealthy", "2 of 3 ready", 200.0)
     (cond,) = status["conditions"]
     assert cond["message"] == "2 of 3 ready"
     assert cond["lastTransitionTime"] == "1970-01-01T00:01:40Z"
-    _replace_condition(status, "Degraded", "False", "Healthy", "3 of 3 ready", 300.0)
+    replace_condition(status, "Degraded", "False", "Healthy", "3 of 3 ready", 300.0)
     (cond,) = status["conditions"]
     assert (cond["status"], cond["lastTransitionTime"]) == ("False", "1970-01-01T00:05:00Z")
 

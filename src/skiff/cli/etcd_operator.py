@@ -17,20 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-
-def _bool(text: str) -> bool:
-    if text.lower() in ("true", "1", "yes"):
-        return True
-    if text.lower() in ("false", "0", "no"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-
-
-def _duration(text: str) -> float:
-    for suffix, scale in (("ms", 0.001), ("s", 1.0), ("m", 60.0)):
-        if text.endswith(suffix) and not (suffix == "s" and text.endswith("ms")):
-            return float(text[: -len(suffix)]) * scale
-    return float(text)
+from skiff.cli.controller_manager import _bool, _duration
 
 
 def register(subparsers: Any) -> None:

@@ -59,6 +59,7 @@ from skiff.etcdoperator.backup_storage import (
     retained,
     storage_for,
 )
+from skiff.etcdoperator.conditions import replace_condition
 from skiff.etcdoperator.endpoints import cluster_client_endpoint, resolve_endpoints
 from skiff.etcdoperator.etcdclient import EndpointStatus, EtcdClient
 from skiff.etcdoperator.resources import ETCDBACKUPS
@@ -202,17 +203,9 @@ def kept_records(previous: list[BackupRecord], new: BackupRecord, kept: list[str
 
 def condition(old_status: Obj, ok: bool, reason: str, message: str, now: float) -> Obj:
     """The Succeeded condition; lastTransitionTime moves only when its status changes."""
-    status = "True" if ok else "False"
-    previous: Obj = next((c for c in old_status.get("conditions") or [] if c.get("type") == CONDITION_TYPE), {})
-    stamp = rfc3339(now)
-    return {
-        "type": CONDITION_TYPE,
-        "status": status,
-        "reason": reason,
-        "message": message,
-        "lastUpdateTime": stamp,
-        "lastTransitionTime": previous.get("lastTransitionTime") if previous.get("status") == status else stamp,
-    }
+    scratch: Obj = {"conditions": [c for c in old_status.get("conditions") or [] if c.get("type") == CONDITION_TYPE]}
+    replace_condition(scratch, CONDITION_TYPE, "True" if ok else "False", reason, message, now)
+    return dict(scratch["conditions"][0])
 
 
 def success_status(old: Obj, generation: int, record: BackupRecord, records: list[BackupRecord], now: float) -> Obj:

@@ -38,12 +38,12 @@ from skiff.api.status import ApiError
 from skiff.client.controller import Controller, ControllerContext
 from skiff.client.informer import meta_key
 from skiff.client.resources import PERSISTENTVOLUMECLAIMS, PODDISRUPTIONBUDGETS, PODS, SERVICES
-from skiff.client.timefmt import rfc3339
 from skiff.controllers.deployment_status import get_condition, new_condition, remove_condition, set_condition
 from skiff.controllers.manager import ControllerSpec
 from skiff.etcdoperator import members as mb
 from skiff.etcdoperator import rebuild
 from skiff.etcdoperator.cluster_view import ClusterView, MemberState, observe, owned
+from skiff.etcdoperator.conditions import replace_condition
 from skiff.etcdoperator.etcdclient import EtcdClient, EtcdError, is_learner_not_ready, is_member_not_found
 from skiff.etcdoperator.resources import ETCDBACKUPS, ETCDCLUSTERS, ETCDRESTORES
 from skiff.etcdoperator.snapshot_server import SnapshotServer
@@ -387,7 +387,7 @@ class EtcdClusterController(Controller):
         current = status.get("currentVersion") or min((s.version_label for s in stale), default=target)
         refusal = upgrade_refusal(current, target)
         if refusal and status.get("targetVersion") != target:
-            _replace_condition(status, UPGRADING, "False", "UpgradeRefused", refusal, now)
+            replace_condition(status, UPGRADING, "False", "UpgradeRefused", refusal, now)
             if status.get("reason") != refusal:
                 self._event(cluster, "Warning", "UpgradeRefused", refusal)
             status["reason"] = refusal
@@ -396,11 +396,11 @@ class EtcdClusterController(Controller):
         failed = next((s for s in upgraded if _stuck_reason(s.pod)), None)
         if failed is not None:
             message = f"member {failed.name} did not come up at {target}: {_stuck_message(failed.pod)}"
-            _replace_condition(status, UPGRADING, "False", "UpgradeFailed", message, now)
+            replace_condition(status, UPGRADING, "False", "UpgradeFailed", message, now)
             return True
         status["targetVersion"] = target
         status.pop("reason", None)
-        _replace_condition(
+        replace_condition(
             status, UPGRADING, "True", "Upgrading", f"{len(upgraded)}/{len(states)} members at {target}", now
         )
         if not self._all_healthy(view):
@@ -437,20 +437,20 @@ class EtcdClusterController(Controller):
         now = self.clock.now()
         healthy = view.membership is not None and self._all_healthy(view) and len(view.voters) >= 1
         if view.has_quorum:
-            _replace_condition(status, AVAILABLE, "True", "Quorate", f"{len(ready)} of {size} ready", now)
+            replace_condition(status, AVAILABLE, "True", "Quorate", f"{len(ready)} of {size} ready", now)
         else:
             set_condition(status, new_condition(AVAILABLE, "False", "NoQuorum", "no member has a leader", now))
         stuck = sorted((s.name, _stuck_message(s.pod)) for s in view.states.values() if _stuck_reason(s.pod))
         if stuck:
             # e.g. an etcd version no node has: the kubelet's image error, word for word
             message = "; ".join(f"{name}: {why}" for name, why in stuck)
-            _replace_condition(status, DEGRADED, "True", "MemberNotStarting", message, now)
+            replace_condition(status, DEGRADED, "True", "MemberNotStarting", message, now)
         elif healthy and len(ready) == size:
             remove_condition(status, DEGRADED)
         elif status.get("phase") == "Running":
             unhealthy = sorted(s.name for s in view.states.values() if s.member and not s.healthy)
             message = f"unhealthy members: {', '.join(unhealthy)}" if unhealthy else f"{len(ready)} of {size} ready"
-            _replace_condition(status, DEGRADED, "True", "MembersUnhealthy", message, now)
+            replace_condition(status, DEGRADED, "True", "MembersUnhealthy", message, now)
         if self.ready_gauge is not None:
             self.ready_gauge.labels(meta_key(cluster)).set(len(ready))
 
@@ -567,17 +567,6 @@ def _stuck_message(pod: Obj | None) -> str:
         if waiting.get("reason") in STUCK_REASONS:
             return f"{waiting['reason']}: {waiting.get('message', '')}".strip()
     return ""
-
-
-def _replace_condition(status: Obj, kind: str, value: str, reason: str, message: str, now: float) -> None:
-    """set_condition, but a changed message is kept too (messages here carry counts and versions)."""
-    current = get_condition(status, kind)
-    if current is not None and (current.get("reason"), current.get("message")) != (reason, message):
-        transition = current.get("lastTransitionTime") if current.get("status") == value else rfc3339(now)
-        remove_condition(status, kind)
-        set_condition(status, {**new_condition(kind, value, reason, message, now), "lastTransitionTime": transition})
-        return
-    set_condition(status, new_condition(kind, value, reason, message, now))
 
 
 def _relabel(obj: Obj, labels: dict[str, str | None] | None) -> None:

@@ -41,6 +41,7 @@ from skiff.controllers.deployment_status import new_condition, set_condition
 from skiff.etcdoperator import members as mb
 from skiff.etcdoperator.backup_storage import BackupRecord, storage_for
 from skiff.etcdoperator.cluster_view import ClusterView, endpoint_status
+from skiff.etcdoperator.conditions import replace_condition
 from skiff.etcdoperator.etcdclient import EtcdClient, EtcdError
 from skiff.etcdoperator.resources import ETCDRESTORES
 from skiff.etcdoperator.snapshots import SnapshotError, verify_snapshot
@@ -129,9 +130,7 @@ async def consider_quorum_loss(ctx: RebuildContext) -> None:
 
 
 def _degraded(ctx: RebuildContext, reason: str, message: str) -> None:
-    from skiff.etcdoperator.cluster_controller import _replace_condition
-
-    _replace_condition(ctx.status, "Degraded", "True", reason, message, ctx.controller.clock.now())
+    replace_condition(ctx.status, "Degraded", "True", reason, message, ctx.controller.clock.now())
 
 
 # -- sources ------------------------------------------------------------------------------------------------

@@ -64,7 +64,8 @@ class WorkQueue:
     def add_rate_limited(self, key: str) -> None:
         failures = self._failures.get(key, 0)
         self._failures[key] = failures + 1
-        self.add_after(key, min(BASE_DELAY_S * 2**failures, MAX_DELAY_S))
+        # The exponent is capped (client-go: above 62 means the maximum): 2**1024 no longer fits a float.
+        self.add_after(key, min(BASE_DELAY_S * 2 ** min(failures, 62), MAX_DELAY_S))
 
     def forget(self, key: str) -> None:
         self._failures.pop(key, None)

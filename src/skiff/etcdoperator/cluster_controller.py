@@ -403,6 +403,13 @@ class EtcdClusterController(Controller):
         replace_condition(
             status, UPGRADING, "True", "Upgrading", f"{len(upgraded)}/{len(states)} members at {target}", now
         )
+        down = [s for s in stale if not s.healthy]
+        if len(down) == 1 and all(s.healthy for s in states if s is not down[0]):
+            # Already unavailable (e.g. stuck on a version no node has, before the spec changed back): replacing it
+            # costs nothing, and the health gate below would otherwise wait for it forever.
+            await self._delete(PODS, cluster, down[0].name, grace=0)
+            self._event(cluster, "Normal", "MemberUpgrading", f"recreating {down[0].name} at {target}: it was down")
+            return True
         if not self._all_healthy(view):
             return True  # the health gate: the previous member must be back, in sync, before the next goes
         followers = [s for s in stale if s.member and s.member.id != view.leader_id]

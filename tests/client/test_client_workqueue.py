@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from skiff.client.clock import FakeClock
-from skiff.client.workqueue import WorkQueue
+from skiff.client.workqueue import MAX_DELAY_S, WorkQueue
 
 
 async def test_adds_of_a_waiting_key_collapse_into_one() -> None:
@@ -50,6 +50,28 @@ async def test_rate_limited_adds_back_off_exponentially_and_forget_resets() -> N
     assert q.num_requeues("a") == 2
     q.forget("a")
     assert q.num_requeues("a") == 0
+
+
+async def test_back_off_stays_at_the_maximum_however_often_a_key_fails() -> None:
+    """2**1024 overflows a float: a key failing that often once crashed the etcd operator's workers."""
+    clock = FakeClock()
+    q = WorkQueue(clock)
+    for _ in range(1100):
+        q.add_rate_limited("a")  # the first (5 ms) delay is pending; the others only count failures
+    await asyncio.sleep(0)
+    clock.advance(0.005)
+    await asyncio.sleep(0)
+    assert await q.get() == "a"
+    q.done("a")
+    q.add_rate_limited("a")
+    await asyncio.sleep(0)
+    clock.advance(MAX_DELAY_S - 1)
+    await asyncio.sleep(0)
+    assert len(q) == 0
+    clock.advance(1)
+    await asyncio.sleep(0)
+    assert len(q) == 1
+    assert q.num_requeues("a") == 1101
 
 
 async def test_shutdown_releases_waiting_workers() -> None:

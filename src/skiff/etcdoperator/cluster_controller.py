@@ -403,9 +403,9 @@ class EtcdClusterController(Controller):
         replace_condition(
             status, UPGRADING, "True", "Upgrading", f"{len(upgraded)}/{len(states)} members at {target}", now
         )
-        down = [s for s in stale if not s.healthy]
+        down = [s for s in stale if s.pod is not None and _stuck_reason(s.pod)]
         if len(down) == 1 and all(s.healthy for s in states if s is not down[0]):
-            # Already unavailable (e.g. stuck on a version no node has, before the spec changed back): replacing it
+            # Stuck, so already unavailable (e.g. on a version no node has, before the spec changed back): replacing it
             # costs nothing, and the health gate below would otherwise wait for it forever.
             await self._delete(PODS, cluster, down[0].name, grace=0)
             self._event(cluster, "Normal", "MemberUpgrading", f"recreating {down[0].name} at {target}: it was down")

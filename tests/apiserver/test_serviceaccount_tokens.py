@@ -189,3 +189,42 @@ def test_signing_key_made_once(tmp_path: Path) -> None:
     key = pki.sa_key.read_bytes()
     assert pki.sa_key.stat().st_mode & 0o777 == 0o600 and b"PUBLIC KEY" in pki.sa_pub.read_bytes()
     assert ensure_pki(tmp_path).sa_key.read_bytes() == key
+
+
+def test_oidc_discovery_documents_verify_issued_tokens(apiserver: RunningApiServer, kubectl: Any) -> None:  # noqa: F811
+    """Another system can check our tokens from the discovery documents alone (no call back to the API server)."""
+    status, headers, body = apiserver.request("GET", "/.well-known/openid-configuration")
+    assert status == 200, body
+    config = json.loads(body)
+    assert config["issuer"] == ISSUER
+    assert config["jwks_uri"] == f"{ISSUER}/openid/v1/jwks"
+    assert config["id_token_signing_alg_values_supported"] == ["ES256"]
+    assert config["subject_types_supported"] == ["public"]
+    status, headers, body = apiserver.request("GET", "/openid/v1/jwks")
+    assert status == 200, body
+    assert headers["Content-Type"] == "application/jwk-set+json"
+    (jwk,) = json.loads(body)["keys"]
+    assert {k: jwk[k] for k in ("use", "kty", "crv", "alg")} == {
+        "use": "sig",
+        "kty": "EC",
+        "crv": "P-256",
+        "alg": "ES256",
+    }
+    kubectl.ok("create", "serviceaccount", "oidc-check")
+    token = kubectl.ok("create", "token", "oidc-check", "--audience", "vault").strip()
+    assert jwt.get_unverified_header(token)["kid"] == jwk["kid"]
+    claims = jwt.decode(token, jwt.PyJWK(jwk).key, algorithms=["ES256"], audience="vault", issuer=ISSUER)
+    assert claims["sub"] == "system:serviceaccount:default:oidc-check"
+    forged = jwt.encode({**claims, "sub": "system:serviceaccount:kube-system:admin"}, _other_key(), algorithm="ES256")
+    with pytest.raises(jwt.InvalidSignatureError):
+        jwt.decode(forged, jwt.PyJWK(jwk).key, algorithms=["ES256"], audience="vault")
+    # Not public: anonymous callers get 401, as upstream without an explicit anonymous binding.
+    for path in ("/.well-known/openid-configuration", "/openid/v1/jwks"):
+        status, _, _ = apiserver.request("GET", path, client_cert=False)
+        assert status == 401
+
+
+def _other_key() -> Any:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    return ec.generate_private_key(ec.SECP256R1())

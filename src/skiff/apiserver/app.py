@@ -52,7 +52,12 @@ from skiff.apiserver.openapi import (
 )
 from skiff.apiserver.request_info import RequestInfo, parse_resource_path
 from skiff.apiserver.served import ServedResources
-from skiff.apiserver.serviceaccount_tokens import ServiceAccountTokens, is_token_request
+from skiff.apiserver.serviceaccount_tokens import (
+    JWKS_PATH,
+    OPENID_CONFIGURATION_PATH,
+    ServiceAccountTokens,
+    is_token_request,
+)
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +190,10 @@ class ApiApp:
                 return await self._health(request, endpoint, path)
         if path == "/metrics":
             return web.Response(body=self.metrics.exposition(), headers={"Content-Type": "text/plain; version=0.0.4"})
+        if self.sa_tokens is not None and path == OPENID_CONFIGURATION_PATH:
+            return _json(self.sa_tokens.openid_configuration())
+        if self.sa_tokens is not None and path == JWKS_PATH:
+            return _json(self.sa_tokens.jwks(), content_type="application/jwk-set+json")
         if path.startswith("/openapi/"):
             return self._openapi(request, path)
         return self._discovery(request, path)

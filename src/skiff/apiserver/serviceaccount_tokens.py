@@ -22,8 +22,15 @@ pkg/serviceaccount):
   ``system:serviceaccounts``, ``system:serviceaccounts:NS`` and
   ``system:authenticated``, with the pod and credential-id extras.
 
+* OIDC discovery, so that other systems can verify these tokens without the
+  API server: ``/.well-known/openid-configuration`` (issuer, ``jwks_uri`` =
+  ``<issuer>/openid/v1/jwks``, ES256, public subjects) and ``/openid/v1/jwks``
+  (``application/jwk-set+json``: the signing key as a JWK with its ``kid``).
+  Like upstream they need an authenticated caller (upstream grants them to
+  ``system:serviceaccounts`` through system:service-account-issuer-discovery).
+
 Not done: the legacy Secret-based tokens, ``--service-account-max-token-expiration``,
-the kubelet's 3607 s "warn-only" extended expiry, and a JWKS/OIDC discovery endpoint.
+the kubelet's 3607 s "warn-only" extended expiry.
 """
 
 from __future__ import annotations
@@ -63,6 +70,8 @@ ALGORITHM = "ES256"
 USER_PREFIX = "system:serviceaccount:"
 ALL_GROUP = "system:serviceaccounts"
 AUTHENTICATION_V1 = "authentication.k8s.io/v1"
+OPENID_CONFIGURATION_PATH = "/.well-known/openid-configuration"
+JWKS_PATH = "/openid/v1/jwks"
 #: Bound object kinds: kind -> (plural, namespaced).
 BOUND_KINDS = {"Pod": ("pods", True), "Secret": ("secrets", True), "Node": ("nodes", False)}
 
@@ -96,6 +105,25 @@ def load_signing_key(private_path: Path) -> SigningKey:
     return SigningKey(key, public, kid)
 
 
+def public_jwk(key: SigningKey) -> dict[str, str]:
+    """RFC 7517/7518 JWK of the P-256 public key, as kube-apiserver publishes it (use sig, alg ES256, kid)."""
+    numbers = key.public.public_numbers()
+    size = (key.public.curve.key_size + 7) // 8
+
+    def b64(value: int) -> str:
+        return base64.urlsafe_b64encode(value.to_bytes(size, "big")).rstrip(b"=").decode()
+
+    return {
+        "use": "sig",
+        "kty": "EC",
+        "kid": key.kid,
+        "crv": "P-256",
+        "alg": ALGORITHM,
+        "x": b64(numbers.x),
+        "y": b64(numbers.y),
+    }
+
+
 def _ref(obj: dict[str, Any]) -> dict[str, str]:
     meta = obj.get("metadata") or {}
     return {"name": str(meta.get("name", "")), "uid": str(meta.get("uid", ""))}
@@ -117,6 +145,19 @@ class ServiceAccountTokens:
         self.issuer = issuer
         self.audiences = audiences or (issuer,)
         self.clock = clock
+
+    # -- OIDC discovery --------------------------------------------------------------------------
+    def openid_configuration(self) -> dict[str, Any]:
+        return {
+            "issuer": self.issuer,
+            "jwks_uri": f"{self.issuer.rstrip('/')}{JWKS_PATH}",
+            "response_types_supported": ["id_token"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": [ALGORITHM],
+        }
+
+    def jwks(self) -> dict[str, Any]:
+        return {"keys": [public_jwk(self.key)]}
 
     # -- TokenRequest ----------------------------------------------------------------------------
     async def handle(self, request: web.Request, ri: RequestInfo) -> web.Response:

@@ -66,8 +66,9 @@ def _as_token(server: RunningApiServer, token: str, path: str = "/api/v1/namespa
     return status
 
 
-def _token_review(server: RunningApiServer, token: str) -> dict[str, Any]:
-    body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": token}}
+def _token_review(server: RunningApiServer, token: str, audiences: list[str] | None = None) -> dict[str, Any]:
+    spec: dict[str, Any] = {"token": token, **({"audiences": audiences} if audiences is not None else {})}
+    body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": spec}
     status, _, raw = server.request(
         "POST",
         "/apis/authentication.k8s.io/v1/tokenreviews",
@@ -155,7 +156,16 @@ def test_audiences_and_pod_binding(apiserver: RunningApiServer, kubectl: Any) ->
     status, answer = _request_token(apiserver, "bound", {"audiences": ["vault"]})
     assert status == 201 and answer["spec"]["audiences"] == ["vault"]
     assert answer["status"]["expirationTimestamp"].endswith("Z")
-    assert _as_token(apiserver, answer["status"]["token"]) == 401  # not an API server audience
+    vault_token = answer["status"]["token"]
+    assert _as_token(apiserver, vault_token) == 401  # not an API server audience
+    # TokenReview: a token counts for the audiences asked about that it names (the API server's when none asked).
+    assert _token_review(apiserver, vault_token, ["vault", "other"])["audiences"] == ["vault"]
+    assert _token_review(apiserver, vault_token).get("authenticated") is not True
+    assert _token_review(apiserver, vault_token, ["other"]).get("authenticated") is not True
+    status, answer = _request_token(apiserver, "bound", {})
+    api_token = answer["status"]["token"]
+    assert _token_review(apiserver, api_token)["audiences"] == [ISSUER]
+    assert _token_review(apiserver, api_token, ["vault"]).get("authenticated") is not True
 
     pod = {
         "apiVersion": "v1",

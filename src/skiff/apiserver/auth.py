@@ -28,7 +28,7 @@ import io
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 ANONYMOUS_USER = "system:anonymous"
 UNAUTHENTICATED_GROUP = "system:unauthenticated"
@@ -123,6 +123,13 @@ class TokenAuthenticator(Protocol):
         ...
 
 
+@runtime_checkable
+class AudienceAware(Protocol):
+    async def authenticate_for(self, token: str, audiences: tuple[str, ...]) -> tuple[UserInfo, tuple[str, ...]] | None:
+        """The token's user and which of ``audiences`` it is valid for (at least one), or None."""
+        ...
+
+
 def bearer_token(authorization: str) -> str | None:
     """The token of an ``Authorization: Bearer <token>`` header, None for any other scheme."""
     scheme, _, token = authorization.strip().partition(" ")
@@ -136,6 +143,8 @@ class Authenticator:
     tokens: Mapping[str, UserInfo] = field(default_factory=dict)
     #: Asked in order after the static tokens.
     token_authenticators: tuple[TokenAuthenticator, ...] = ()
+    #: The API server's own audiences (TokenReview's default; what non-audience-aware tokens are valid for).
+    api_audiences: tuple[str, ...] = ()
 
     def authenticate(self, peercert: Mapping[str, Any] | None, authorization: str | None) -> UserInfo | None:
         """Client certificate and static tokens only: the user, ANONYMOUS when no credentials were
@@ -159,7 +168,7 @@ class Authenticator:
         return await self.authenticate_token(token) if token is not None else None
 
     async def authenticate_token(self, token: str) -> UserInfo | None:
-        """A bearer token's user (TokenReview asks this too), None when no authenticator knows it."""
+        """A bearer token's user, None when no authenticator knows it."""
         found = self.tokens.get(token)
         if found is not None:
             return found
@@ -168,6 +177,27 @@ class Authenticator:
             if user is not None:
                 return user
         return None
+
+    async def review_token(self, token: str, audiences: tuple[str, ...]) -> tuple[UserInfo, tuple[str, ...]] | None:
+        """TokenReview: the user and the audiences (of those asked; the API server's when none) the token is for.
+
+        As upstream, authenticators that know no audiences (static and bootstrap tokens) count as valid for the
+        API server's own audiences only, so a review asking for another audience does not accept them.
+        """
+        wanted = audiences or self.api_audiences
+        for authenticator in self.token_authenticators:
+            if wanted and isinstance(authenticator, AudienceAware):
+                found = await authenticator.authenticate_for(token, wanted)
+                if found is not None:
+                    return found
+        implicit = tuple(a for a in wanted if a in self.api_audiences) if self.api_audiences else wanted
+        if self.api_audiences and not implicit:
+            return None
+        found_user = self.tokens.get(token)
+        for authenticator in self.token_authenticators:
+            if found_user is None and not (wanted and isinstance(authenticator, AudienceAware)):
+                found_user = await authenticator.authenticate_token(token)
+        return (found_user, implicit) if found_user is not None else None
 
 
 @dataclass(frozen=True, slots=True)

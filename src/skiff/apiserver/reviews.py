@@ -60,12 +60,12 @@ async def review(
             body, "SelfSubjectReview", f"{AUTHENTICATION}/{version}", None, {"userInfo": user.to_user_info()}
         )
     if resource == "tokenreviews":
-        found = await authenticator.authenticate_token(str(spec.get("token", "")))
-        status: dict[str, Any] = {"user": found.to_user_info() if found else {}}
+        asked = tuple(str(a) for a in spec.get("audiences") or ())
+        found = await authenticator.review_token(str(spec.get("token", "")), asked)
+        status: dict[str, Any] = {"user": found[0].to_user_info() if found else {}}
         if found:
             status["authenticated"] = True
-        if spec.get("audiences"):
-            status["audiences"] = spec["audiences"]
+            status["audiences"] = list(found[1])
         return _answer(body, "TokenReview", f"{AUTHENTICATION}/{version}", spec, status)
     api_version = f"{AUTHORIZATION}/{version}"
     if resource == "selfsubjectrulesreviews":

@@ -48,6 +48,8 @@ from skiff.apiserver.serviceaccount_tokens import DEFAULT_ISSUER, ServiceAccount
 from skiff.registry.admission import AdmissionChain, default_chain
 from skiff.registry.allocators import DEFAULT_NODE_PORT_RANGE, DEFAULT_SERVICE_CIDR
 from skiff.registry.core.service_allocation import ServiceAllocations
+from skiff.registry.encrypted_store import EncryptedStore
+from skiff.registry.encryption import EncryptionConfig, load_config
 from skiff.registry.resource import ResourceInfo
 from skiff.registry.schemas import builtin_schemas
 from skiff.registry.watch_cache import WatchCache
@@ -80,6 +82,8 @@ class ApiServerConfig:
     service_node_port_range: str = DEFAULT_NODE_PORT_RANGE
     #: --service-account-issuer: the ``iss`` of ServiceAccount tokens (also their default audience).
     service_account_issuer: str = DEFAULT_ISSUER
+    #: --encryption-provider-config: an EncryptionConfiguration file (``registry.encryption``); None stores plaintext.
+    encryption_provider_config: Path | None = None
 
 
 def is_loopback(host: str) -> bool:
@@ -125,6 +129,7 @@ class ApiServer:
     _repairer: asyncio.Task[None] | None = None
     _bootstrapped: bool = False
     _crds: CrdEstablisher | None = None
+    _encryption: EncryptionConfig | None = None
 
     @property
     def url(self) -> str:
@@ -140,6 +145,8 @@ class ApiServer:
         hosts = (config.bind_address, *config.extra_sans) if config.bind_address not in ("0.0.0.0", "::") else ()
         self.pki = await asyncio.to_thread(pki_mod.ensure_pki, config.data_dir, hosts)
         tokens = await asyncio.to_thread(load_token_file, config.token_auth_file) if config.token_auth_file else {}
+        if config.encryption_provider_config is not None:
+            self._encryption = await asyncio.to_thread(load_config, config.encryption_provider_config)
         if self.store is None:
             from skiff.store.open import open_store
 
@@ -156,7 +163,9 @@ class ApiServer:
         sa_tokens = ServiceAccountTokens(reader, sa_key, config.service_account_issuer)
         app = ApiApp(
             self.served,
-            authenticator=Authenticator(tokens, (BootstrapTokenAuthenticator(reader), sa_tokens)),
+            authenticator=Authenticator(
+                tokens, (BootstrapTokenAuthenticator(reader), sa_tokens), api_audiences=sa_tokens.audiences
+            ),
             sa_tokens=sa_tokens,
             field_checker=SchemaFieldChecker(schemas),
             kubelet_dialer=KubeletDialer(self.pki.admin_cert, self.pki.admin_key),
@@ -209,10 +218,18 @@ class ApiServer:
 
             table = BUILTIN
         for info in table:
-            cache = WatchCache(store, info)
+            storage = self._storage_for(store, info)
+            cache = WatchCache(storage, info)
             self._caches.append(cache)
-            self.served.add(info, bootstrap_mod.make_registry(store, info, cache, self.admission, self._services))
+            self.served.add(info, bootstrap_mod.make_registry(storage, info, cache, self.admission, self._services))
         await asyncio.gather(*(cache.start() for cache in self._caches))
+
+    def _storage_for(self, store: Store, info: ResourceInfo) -> Store:
+        """The store as ``info``'s registry and cache see it: encrypting if the configuration says so."""
+        transformer = self._encryption.transformer_for(info.group, info.plural) if self._encryption else None
+        if transformer is None:
+            return store
+        return EncryptedStore(store, transformer)
 
     async def _store_check(self) -> str | None:
         if self.store is None:

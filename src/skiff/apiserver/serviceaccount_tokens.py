@@ -244,6 +244,11 @@ class ServiceAccountTokens:
 
     # -- authentication --------------------------------------------------------------------------
     async def authenticate_token(self, token: str) -> UserInfo | None:
+        found = await self.authenticate_for(token, self.audiences)
+        return found[0] if found else None
+
+    async def authenticate_for(self, token: str, audiences: tuple[str, ...]) -> tuple[UserInfo, tuple[str, ...]] | None:
+        """The user and which of ``audiences`` the token names (TokenReview with spec.audiences asks this)."""
         if token.count(".") != 2 or not token.startswith("eyJ"):
             return None
         try:
@@ -251,7 +256,7 @@ class ServiceAccountTokens:
                 token,
                 self.key.public,
                 algorithms=[ALGORITHM],
-                audience=list(self.audiences),
+                audience=list(audiences),
                 issuer=self.issuer,
                 leeway=LEEWAY_S,
                 options={"require": ["exp", "iss", "sub", "aud"]},
@@ -259,7 +264,11 @@ class ServiceAccountTokens:
         except jwt.InvalidTokenError as err:
             log.debug("service account token rejected: %s", err)
             return None
-        return await self._user(claims)
+        user = await self._user(claims)
+        if user is None:
+            return None
+        aud = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
+        return user, tuple(a for a in audiences if a in aud)
 
     async def _user(self, claims: dict[str, Any]) -> UserInfo | None:
         private = claims.get("kubernetes.io")

@@ -225,6 +225,8 @@ def test_metrics_count_requests(apiserver: RunningApiServer) -> None:
             {
                 "user": {"username": "token-user", "uid": "42", "groups": ["team-a", "team-b", "system:authenticated"]},
                 "authenticated": True,
+                # A static token knows no audiences: it counts for the API server's own (upstream's implicit ones).
+                "audiences": ["https://kubernetes.default.svc.cluster.local"],
             },
             id="token-review",
         ),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -68,6 +69,21 @@ def test_up_writes_a_working_kubeconfig(tmp_path: Path) -> None:
         assert config["current-context"] == "skiff"
         _kubectl(target, "create", "configmap", "up-cm", "--from-literal=a=b")
         assert _kubectl(target, "get", "configmap", "up-cm", "-o", "jsonpath={.data.a}") == "b"
+        # Secure by default: secrets are encrypted at rest with a key made on first start.
+        encryption = tmp_path / "data" / "pki" / "encryption-config.yaml"
+        assert encryption.stat().st_mode & 0o777 == 0o600
+        assert yaml.safe_load(encryption.read_text())["resources"][0]["resources"] == ["secrets"]
+        _kubectl(target, "create", "secret", "generic", "up-secret", "--from-literal=p=up-plaintext-4b1e")
+        assert _kubectl(target, "get", "secret", "up-secret", "-o", "jsonpath={.data.p}") == "dXAtcGxhaW50ZXh0LTRiMWU="
+        conn = sqlite3.connect(f"file:{tmp_path / 'data' / 'skiff.db'}?mode=ro", uri=True, timeout=10)
+        try:
+            key = b"/registry/core/secrets/default/up-secret"
+            (value,) = conn.execute(
+                "SELECT log.value FROM current JOIN log ON log.id = current.id WHERE current.key = ?", (key,)
+            ).fetchone()
+        finally:
+            conn.close()
+        assert bytes(value).startswith(b"k8s:enc:aescbc:v1:key1:") and b"dXAtcGxhaW50ZXh0LTRiMWU=" not in value
     finally:
         _stop(proc, tmp_path)
 
@@ -107,4 +123,5 @@ def test_help_lists_the_flags(command: str) -> None:
         [sys.executable, "-m", "skiff.cli.main", command, "--help"], capture_output=True, text=True, check=True
     )
     assert "--token-auth-file" in done.stdout
+    assert "--encryption-provider-config" in done.stdout
     assert ("--api-port" if command == "up" else "--secure-port") in done.stdout

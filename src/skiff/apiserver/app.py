@@ -11,7 +11,10 @@ Request path through ``ApiApp``:
    self reviews, and hands resource paths to :mod:`resource_handlers`.
 
 Responses are JSON (orjson); request bodies over 3 MiB are 413; every
-response carries an ``Audit-Id``.  The plain-HTTP port (``--insecure-port``,
+response carries an ``Audit-Id`` (the client's ``Audit-ID`` if it sent one, as
+upstream).  With an ``Auditor`` the middleware also writes the request's
+audit events (``apiserver.audit``): RequestReceived once the user is known,
+ResponseComplete when the handler returns.  The plain-HTTP port (``--insecure-port``,
 loopback only) treats a request without valid credentials as the privileged
 ``system:unsecured`` user, as kube-apiserver's old insecure port did —
 kubectl never sends credentials over http.
@@ -19,6 +22,7 @@ kubectl never sends credentials over http.
 
 from __future__ import annotations
 
+import datetime
 import logging
 import time
 import uuid
@@ -30,6 +34,7 @@ import orjson
 from aiohttp import web
 
 from skiff.api.status import ApiError, internal_error, path_not_found, too_large, unauthorized
+from skiff.apiserver import audit as audit_mod
 from skiff.apiserver import bodies, discovery, health, pod_proxy, pod_subresources, resource_handlers, reviews
 from skiff.apiserver.auth import (
     AUTHENTICATED_GROUP,
@@ -42,7 +47,14 @@ from skiff.apiserver.auth import (
     is_public_path,
 )
 from skiff.apiserver.metrics import MUTATING, ApiMetrics, labels_of
-from skiff.apiserver.negotiation import aggregated_discovery_content_type, aggregated_discovery_version, body_media_type
+from skiff.apiserver.negotiation import (
+    JSON,
+    PROTOBUF,
+    YAML,
+    aggregated_discovery_content_type,
+    aggregated_discovery_version,
+    body_media_type,
+)
 from skiff.apiserver.openapi import (
     V2_PROTOBUF_CONTENT_TYPE,
     OpenApiV3,
@@ -66,6 +78,8 @@ OPENAPI_TITLE = "Kubernetes"
 
 _USER_KEY = "skiff_user"
 _INFO_KEY = "skiff_request_info"
+_AUDIT_ID_KEY = "skiff_audit_id"
+_AUDIT_LEVEL_KEY = "skiff_audit_level"
 
 
 def _json(obj: Any, status: int = 200, content_type: str = "application/json") -> web.Response:
@@ -96,11 +110,14 @@ class ApiApp:
     kubelet_dialer: pod_proxy.KubeletDialer = field(default_factory=pod_proxy.KubeletDialer)
     #: Serves serviceaccounts/token (TokenRequest); None answers it 501 like any unserved subresource.
     sa_tokens: ServiceAccountTokens | None = None
+    #: Writes audit events (--audit-policy-file); None audits nothing.
+    auditor: audit_mod.Auditor | None = None
     _cache: dict[Any, Any] = field(default_factory=dict)
 
     def build(self) -> web.Application:
         app = web.Application(client_max_size=bodies.MAX_REQUEST_BODY_BYTES, middlewares=[self._middleware])
         app.router.add_route("*", "/{tail:.*}", self.dispatch)
+        app.on_response_prepare.append(_set_audit_id)
         return app
 
     # -- middleware ----------------------------------------------------------------------------
@@ -111,6 +128,8 @@ class ApiApp:
         started = time.monotonic()
         ri = parse_resource_path(request.method, request.path, request.query.get("watch"))
         request[_INFO_KEY] = ri
+        request[_AUDIT_ID_KEY] = request.headers.get("Audit-ID") or str(uuid.uuid4())
+        record = self._audit_record(request, ri) if self.auditor is not None else None
         labels = labels_of(ri, request.method)
         kind = "mutating" if ri is not None and ri.verb in MUTATING else "readOnly"
         long_running = ri is not None and ri.verb == "watch"
@@ -118,9 +137,10 @@ class ApiApp:
         if long_running:
             self.metrics.longrunning.labels(**labels).inc()
         code = 500
+        response: web.StreamResponse | None = None
         try:
             try:
-                await self._authenticate_and_authorize(request, ri)
+                await self._authenticate_and_authorize(request, ri, record)
                 response = await handler(request)
             except web.HTTPRequestEntityTooLarge:
                 response = error_response(
@@ -128,16 +148,19 @@ class ApiApp:
                 )
             except ApiError as err:
                 response = error_response(err)
-            except (ConnectionResetError, web.HTTPException):
+            except web.HTTPException as err:
+                code = err.status
+                raise
+            except ConnectionResetError:
                 raise
             except Exception as err:
                 log.exception("%s %s failed", request.method, request.path_qs)
                 response = error_response(internal_error(f"{type(err).__name__} while serving {request.method}"))
             code = response.status
-            if not response.prepared:
-                response.headers.setdefault("Audit-Id", str(uuid.uuid4()))
             return response
         finally:
+            if record is not None:
+                await self._audit_complete(request, record, code, response)
             self.metrics.inflight.labels(kind).dec()
             if long_running:
                 self.metrics.longrunning.labels(**labels).dec()
@@ -145,7 +168,9 @@ class ApiApp:
                 self.metrics.latency.labels(**labels).observe(time.monotonic() - started)
             self.metrics.requests.labels(**labels, component="apiserver", code=str(code)).inc()
 
-    async def _authenticate_and_authorize(self, request: web.Request, ri: RequestInfo | None) -> None:
+    async def _authenticate_and_authorize(
+        self, request: web.Request, ri: RequestInfo | None, record: audit_mod.AuditRecord | None = None
+    ) -> None:
         authorization = request.headers.get("Authorization")
         if request.secure:
             peercert = request.transport.get_extra_info("peercert") if request.transport else None
@@ -156,14 +181,77 @@ class ApiApp:
         if user is None:
             raise unauthorized()
         request[_USER_KEY] = user
+        if record is not None:
+            self._audit_received(request, record, user)
         if is_public_path(request.path):
+            _annotate_decision(record, True, "")
             return
         if user.anonymous:
             raise unauthorized()
         attributes = _attributes(request, ri)
         allowed, reason = self.authorizer.authorize(user, attributes)
+        _annotate_decision(record, allowed, reason)
         if not allowed:
             raise ApiError(403, "Forbidden", forbidden_message(user, attributes, reason))
+
+    # -- audit -------------------------------------------------------------------------------
+    def _audit_record(self, request: web.Request, ri: RequestInfo | None) -> audit_mod.AuditRecord:
+        forwarded = request.headers.get("X-Forwarded-For", "")
+        ips = [ip.strip() for ip in forwarded.split(",") if ip.strip()]
+        if request.remote and request.remote not in ips:
+            ips.append(request.remote)
+        return audit_mod.AuditRecord(
+            audit_id=request[_AUDIT_ID_KEY],
+            method=request.method,
+            request_uri=request.path_qs,
+            verb=ri.verb if ri is not None else _attributes(request, None).verb,
+            path=request.path,
+            info=ri,
+            source_ips=tuple(ips),
+            user_agent=request.headers.get("User-Agent", ""),
+            received=datetime.datetime.now(datetime.UTC),
+        )
+
+    def _audit_received(self, request: web.Request, record: audit_mod.AuditRecord, user: UserInfo) -> None:
+        assert self.auditor is not None
+        record.user = user
+        level, omit = self.auditor.level_of(record)
+        request[_AUDIT_LEVEL_KEY] = (level, omit)
+        if level != "None" and "RequestReceived" not in omit:
+            now = datetime.datetime.now(datetime.UTC)
+            self.auditor.emit(audit_mod.build_event(record, level, "RequestReceived", now))
+
+    async def _audit_complete(
+        self, request: web.Request, record: audit_mod.AuditRecord, code: int, response: web.StreamResponse | None
+    ) -> None:
+        assert self.auditor is not None
+        level, omit = request.get(_AUDIT_LEVEL_KEY) or self.auditor.level_of(record)
+        if level == "None" or "ResponseComplete" in omit:
+            return
+        request_object = response_object = status = None
+        if isinstance(response, web.Response) and isinstance(response.body, bytes):
+            # Only plain responses: streamed and upgraded ones (watch, exec) have no body to show.
+            if level != "Metadata" and request.method in ("POST", "PUT", "PATCH") and request.body_exists:
+                try:
+                    request_object = _request_object(await request.read(), request.headers.get("Content-Type"))
+                except (web.HTTPException, OSError):
+                    request_object = None
+            if "json" in (response.content_type or "") and (code >= 400 or level == "RequestResponse"):
+                response_object = audit_mod.json_object(response.body)
+                if code >= 400 and response_object is not None and response_object.get("kind") == "Status":
+                    status = response_object
+        now = datetime.datetime.now(datetime.UTC)
+        event = audit_mod.build_event(
+            record,
+            level,
+            "ResponseComplete",
+            now,
+            code=code,
+            status=status,
+            request_object=request_object,
+            response_object=response_object,
+        )
+        self.auditor.emit(event)
 
     # -- dispatch ------------------------------------------------------------------------------
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
@@ -273,6 +361,34 @@ class ApiApp:
             ri.resource, ri.version, ri.namespace, obj, user, self.authenticator, self.authorizer
         )
         return _json(answer, 201)
+
+
+def _request_object(body: bytes, content_type: str | None) -> dict[str, Any] | None:
+    """The body as the audit event's requestObject: an object decoded from JSON, YAML or protobuf.
+
+    Patches (their own media types) are logged when they are JSON objects, as upstream logs the patch.
+    """
+    media = body_media_type(content_type)
+    if media not in (JSON, YAML, "application/x-yaml", "text/yaml", PROTOBUF):
+        return audit_mod.json_object(body)
+    try:
+        obj, _ = bodies.decode_object(body, media)
+    except (ApiError, ValueError):
+        return None
+    return obj
+
+
+async def _set_audit_id(request: web.Request, response: web.StreamResponse) -> None:
+    """Every response, streamed ones too, names its audit ID (upstream's ``Audit-Id`` header)."""
+    response.headers.setdefault("Audit-Id", request.get(_AUDIT_ID_KEY) or str(uuid.uuid4()))
+
+
+def _annotate_decision(record: audit_mod.AuditRecord | None, allowed: bool, reason: str) -> None:
+    """The annotations upstream's authorization filter adds to the audit event."""
+    if record is None:
+        return
+    record.annotations["authorization.k8s.io/decision"] = "allow" if allowed else "forbid"
+    record.annotations["authorization.k8s.io/reason"] = reason
 
 
 def _attributes(request: web.Request, ri: RequestInfo | None) -> Attributes:

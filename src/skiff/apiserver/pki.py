@@ -13,7 +13,8 @@ authentication maps them).
 
 ``sa.key``/``sa.pub`` sign and verify ServiceAccount tokens (kubeadm's names);
 made once like the CA, because replacing them would invalidate every issued
-token.
+token.  ``encryption-config.yaml`` (``skiff up``'s encryption at rest) is made
+once too: losing its key would lose every secret.
 
 Blocking (file I/O, key generation): call through ``asyncio.to_thread``.
 """
@@ -31,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from skiff.api.certificates import normal_host, subject_alt_names, write_atomic, write_pair
+from skiff.registry.encryption import default_config_text, new_key
 
 ADMIN_USER = "kubernetes-admin"
 ADMIN_GROUP = "system:masters"
@@ -87,6 +89,21 @@ class Pki:
     @property
     def sa_pub(self) -> Path:
         return self.directory / "sa.pub"
+
+    @property
+    def encryption_config(self) -> Path:
+        return self.directory / "encryption-config.yaml"
+
+
+def ensure_encryption_config(data_dir: Path) -> Path:
+    """``skiff up``'s default EncryptionConfiguration: made once (aescbc, a fresh key, identity fallback)."""
+    pki = Pki(data_dir / "pki")
+    path = pki.encryption_config
+    if not path.exists():
+        pki.directory.mkdir(parents=True, exist_ok=True)
+        text = default_config_text("key1", new_key())
+        write_atomic(path, text.encode(), 0o600)
+    return path
 
 
 def ensure_pki(data_dir: Path, hosts: Sequence[str] = ()) -> Pki:

@@ -6,13 +6,17 @@
 2. opens the store from its URL, unless one is handed in (``skiff up`` shares
    its store with the etcd facade);
 3. builds one ``WatchCache`` and one ``GenericRegistry`` per row of the
-   resource table and waits for every cache's first list, then starts the
+   resource table (over an ``EncryptedStore`` for the resources
+   ``--encryption-provider-config`` encrypts)
+   and waits for every cache's first list, then starts the
    CRD establisher (``crds.establisher``), which serves every stored
    CustomResourceDefinition before the server listens;
 4. listens with TLS (client certificates optional, verified against the CA;
    ALPN offers HTTP/1.1 only) and, if asked, on a loopback-only plain port;
 5. runs periodic compaction like kube-apiserver's --etcd-compaction-interval;
-6. bootstraps the system namespaces, PriorityClasses and the ``kubernetes``
+6. audits requests if ``--audit-policy-file`` is given (``apiserver.audit``;
+   ``stop()`` flushes the log last);
+7. bootstraps the system namespaces, PriorityClasses and the ``kubernetes``
    Service (``apiserver.bootstrap``; /readyz waits for it) and repairs
    service allocations now and then.
 
@@ -35,6 +39,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from skiff.apiserver import audit as audit_mod
 from skiff.apiserver import bootstrap as bootstrap_mod
 from skiff.apiserver import pki as pki_mod
 from skiff.apiserver.app import ApiApp
@@ -48,7 +53,7 @@ from skiff.apiserver.serviceaccount_tokens import DEFAULT_ISSUER, ServiceAccount
 from skiff.registry.admission import AdmissionChain, default_chain
 from skiff.registry.allocators import DEFAULT_NODE_PORT_RANGE, DEFAULT_SERVICE_CIDR
 from skiff.registry.core.service_allocation import ServiceAllocations
-from skiff.registry.encrypted_store import EncryptedStore
+from skiff.registry.encrypted_store import storage_for
 from skiff.registry.encryption import EncryptionConfig, load_config
 from skiff.registry.resource import ResourceInfo
 from skiff.registry.schemas import builtin_schemas
@@ -84,6 +89,13 @@ class ApiServerConfig:
     service_account_issuer: str = DEFAULT_ISSUER
     #: --encryption-provider-config: an EncryptionConfiguration file (``registry.encryption``); None stores plaintext.
     encryption_provider_config: Path | None = None
+    #: --audit-policy-file: an audit.k8s.io/v1 Policy (``apiserver.audit``); None audits nothing.
+    audit_policy_file: Path | None = None
+    #: --audit-log-path: where events go ("-" is stdout); None (with a policy) is DATA_DIR/logs/audit.log.
+    audit_log_path: str | None = None
+    #: --audit-log-maxsize (MiB) and --audit-log-maxbackup: rotation.
+    audit_log_maxsize: float = 100
+    audit_log_maxbackup: int = 5
 
 
 def is_loopback(host: str) -> bool:
@@ -130,6 +142,7 @@ class ApiServer:
     _bootstrapped: bool = False
     _crds: CrdEstablisher | None = None
     _encryption: EncryptionConfig | None = None
+    _auditor: audit_mod.Auditor | None = None
 
     @property
     def url(self) -> str:
@@ -147,6 +160,14 @@ class ApiServer:
         tokens = await asyncio.to_thread(load_token_file, config.token_auth_file) if config.token_auth_file else {}
         if config.encryption_provider_config is not None:
             self._encryption = await asyncio.to_thread(load_config, config.encryption_provider_config)
+        if config.audit_policy_file is not None:
+            self._auditor = await asyncio.to_thread(
+                audit_mod.open_auditor,
+                config.audit_policy_file,
+                config.audit_log_path or str(audit_mod.default_log_path(config.data_dir)),
+                config.audit_log_maxsize,
+                config.audit_log_maxbackup,
+            )
         if self.store is None:
             from skiff.store.open import open_store
 
@@ -154,7 +175,7 @@ class ApiServer:
             self._own_store = True
         await self._build_resources(self.store)
         if self.served.find(CRD_GROUP, CRD_VERSION, CRD_PLURAL) is not None:
-            self._crds = CrdEstablisher(self.store, self.served, admission=self.admission)
+            self._crds = CrdEstablisher(self.store, self.served, admission=self.admission, encryption=self._encryption)
             await self._crds.start()
         # Deriving the schemas imports a few hundred client models (about a second): off the event loop.
         schemas = await asyncio.to_thread(builtin_schemas)
@@ -167,6 +188,7 @@ class ApiServer:
                 tokens, (BootstrapTokenAuthenticator(reader), sa_tokens), api_audiences=sa_tokens.audiences
             ),
             sa_tokens=sa_tokens,
+            auditor=self._auditor,
             field_checker=SchemaFieldChecker(schemas),
             kubelet_dialer=KubeletDialer(self.pki.admin_cert, self.pki.admin_key),
             livez_checks={"ping": _ok, "etcd": self._store_check},
@@ -218,18 +240,11 @@ class ApiServer:
 
             table = BUILTIN
         for info in table:
-            storage = self._storage_for(store, info)
+            storage = storage_for(store, self._encryption, info.group, info.plural)
             cache = WatchCache(storage, info)
             self._caches.append(cache)
             self.served.add(info, bootstrap_mod.make_registry(storage, info, cache, self.admission, self._services))
         await asyncio.gather(*(cache.start() for cache in self._caches))
-
-    def _storage_for(self, store: Store, info: ResourceInfo) -> Store:
-        """The store as ``info``'s registry and cache see it: encrypting if the configuration says so."""
-        transformer = self._encryption.transformer_for(info.group, info.plural) if self._encryption else None
-        if transformer is None:
-            return store
-        return EncryptedStore(store, transformer)
 
     async def _store_check(self) -> str | None:
         if self.store is None:
@@ -262,6 +277,8 @@ class ApiServer:
                     await task
         if self._own_store and self.store is not None:
             await self.store.close()
+        if self._auditor is not None:
+            await asyncio.to_thread(self._auditor.close)
 
 
 async def _ok() -> str | None:

@@ -30,6 +30,11 @@ class ApiServerFlags:
     compaction_interval_s: float
     service_cluster_ip_range: str
     service_node_port_range: str
+    encryption_provider_config: Path | None
+    audit_policy_file: Path | None = None
+    audit_log_path: str | None = None
+    audit_log_maxsize: float = 100
+    audit_log_maxbackup: int = 5
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> ApiServerFlags:
@@ -43,6 +48,13 @@ class ApiServerFlags:
             compaction_interval_s=args.etcd_compaction_interval,
             service_cluster_ip_range=args.service_cluster_ip_range,
             service_node_port_range=args.service_node_port_range,
+            encryption_provider_config=Path(args.encryption_provider_config)
+            if args.encryption_provider_config
+            else None,
+            audit_policy_file=Path(args.audit_policy_file) if args.audit_policy_file else None,
+            audit_log_path=args.audit_log_path,
+            audit_log_maxsize=args.audit_log_maxsize,
+            audit_log_maxbackup=args.audit_log_maxbackup,
         )
 
 
@@ -106,6 +118,40 @@ def add_apiserver_flags(parser: argparse.ArgumentParser, secure_port_flag: str =
         default=DEFAULT_NODE_PORT_RANGE,
         help=f"port range for NodePort Services, LOW-HIGH inclusive (default {DEFAULT_NODE_PORT_RANGE})",
     )
+    parser.add_argument(
+        "--encryption-provider-config",
+        default=None,
+        help="EncryptionConfiguration file: which resources are encrypted at rest, and how "
+        "(apiserver default: none; up default: DATA_DIR/pki/encryption-config.yaml, made on first start)",
+    )
+    add_audit_flags(parser)
+
+
+def add_audit_flags(parser: argparse.ArgumentParser) -> None:
+    """kube-apiserver's audit log flags (``apiserver.audit``)."""
+    parser.add_argument(
+        "--audit-policy-file",
+        default=None,
+        help="audit.k8s.io/v1 Policy: which requests are audited, at which level "
+        "(apiserver default: none, no auditing; up default: DATA_DIR/audit-policy.yaml, made on first start)",
+    )
+    parser.add_argument(
+        "--audit-log-path",
+        default=None,
+        help="file the audit events go to, one JSON line each; '-' is stdout (default DATA_DIR/logs/audit.log)",
+    )
+    parser.add_argument(
+        "--audit-log-maxsize",
+        type=float,
+        default=100,
+        help="MiB an audit log file may reach before it is rotated (default 100)",
+    )
+    parser.add_argument(
+        "--audit-log-maxbackup",
+        type=int,
+        default=5,
+        help="rotated audit log files to keep; 0 keeps them all (default 5)",
+    )
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -122,6 +168,11 @@ async def run(args: argparse.Namespace) -> int:
         compaction_interval_s=flags.compaction_interval_s,
         service_cluster_ip_range=flags.service_cluster_ip_range,
         service_node_port_range=flags.service_node_port_range,
+        encryption_provider_config=flags.encryption_provider_config,
+        audit_policy_file=flags.audit_policy_file,
+        audit_log_path=flags.audit_log_path,
+        audit_log_maxsize=flags.audit_log_maxsize,
+        audit_log_maxbackup=flags.audit_log_maxbackup,
         service_account_issuer=args.service_account_issuer,
     )
     return await serve_until_signalled(ApiServer(config), "skiff apiserver")

@@ -14,10 +14,15 @@ to ``--kubeconfig FILE`` or merged into ``$KUBECONFIG``/``~/.kube/config`` as
 context ``skiff`` (as kind does), and the components get their own copy in
 ``DATA_DIR/admin.kubeconfig``.  A bootstrap token for extra nodes is kept
 in ``DATA_DIR/join-token`` (renewed when it nears expiry) and printed in a
-"join another node: skiff kubelet ..." line.  Progress goes to stdout, one line per step,
-ending with one "ready" line.  SIGINT/SIGTERM stop everything (the kubelet
-stops its pods) and exit 0; running again on the same data dir resumes the
-cluster and restarts its pods.
+"join another node: skiff kubelet ..." line.  Requests are audited at
+Metadata level (health checks excepted) to ``DATA_DIR/logs/audit.log`` under
+``DATA_DIR/audit-policy.yaml``, written on first start, then the user's to
+edit.  Secrets are encrypted at rest under
+``DATA_DIR/pki/encryption-config.yaml`` (aescbc with a key made on first
+start; ``--encryption-provider-config`` to use another).  Progress goes to
+stdout, one line per step, ending with one "ready" line.  SIGINT/SIGTERM
+stop everything (the kubelet stops its pods) and exit 0; running again on the
+same data dir resumes the cluster and restarts its pods.
 """
 
 from __future__ import annotations
@@ -105,6 +110,8 @@ async def join_token(admin_kubeconfig: Path, data_dir: Path) -> str | None:
 
 async def run(args: argparse.Namespace) -> int:
     from skiff.apiserver import kubeconfig
+    from skiff.apiserver.audit import ensure_default_policy
+    from skiff.apiserver.pki import ensure_encryption_config
     from skiff.apiserver.server import ApiServer, ApiServerConfig
     from skiff.localcluster.components import STOP_ORDER, LocalCluster, components
     from skiff.localcluster.readiness import wait_for_node_ready
@@ -125,6 +132,16 @@ async def run(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
+    encryption_config = (
+        Path(args.encryption_provider_config)
+        if args.encryption_provider_config
+        else await asyncio.to_thread(ensure_encryption_config, data_dir)
+    )
+    audit_policy = (
+        Path(args.audit_policy_file)
+        if args.audit_policy_file
+        else await asyncio.to_thread(ensure_default_policy, data_dir / "audit-policy.yaml")
+    )
     store = await SqliteStore.open(data_dir / DB_FILE)
     facade = FacadeServer(
         store, store_config.name, store_config.advertise_peer_url, cluster_token=store_config.initial_cluster_token
@@ -141,6 +158,11 @@ async def run(args: argparse.Namespace) -> int:
             compaction_interval_s=store_config.compaction_interval_s,
             service_cluster_ip_range=addresses.service_cidr,
             service_node_port_range=args.service_node_port_range,
+            encryption_provider_config=encryption_config,
+            audit_policy_file=audit_policy,
+            audit_log_path=args.audit_log_path,
+            audit_log_maxsize=args.audit_log_maxsize,
+            audit_log_maxbackup=args.audit_log_maxbackup,
         ),
         store=store,
     )

@@ -54,6 +54,7 @@ from skiff.api.name_rules import name_is_path_segment
 from skiff.api.status import MODIFIED, ApiError, Cause, already_exists, bad_request, conflict, invalid, not_found
 from skiff.registry import deletion, managed_fields, validation
 from skiff.registry.admission.chain import AdmissionChain, Attributes, Operation
+from skiff.registry.encrypted_store import is_stale
 from skiff.registry.keys import list_prefix, object_key
 from skiff.registry.list_reads import StoreLists, page_from_cache
 from skiff.registry.listing import (
@@ -304,8 +305,8 @@ class GenericRegistry:
                     continue
                 await self.hooks.after_delete(current)
                 return new, False
-            if same_object(new, current):
-                return current, False
+            if same_object(new, current) and not is_stale(self.store, kv):
+                return current, False  # unchanged, and stored under the current encryption key
             finish = await self.hooks.begin_update(new, current, dry_run)
             written = False
             try:

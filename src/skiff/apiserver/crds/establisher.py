@@ -51,6 +51,8 @@ from skiff.apiserver.crds.versioned import CrdState, VersionedRegistry
 from skiff.apiserver.served import ServedResources
 from skiff.registry.admission import AdmissionChain
 from skiff.registry.custom.definition import AcceptedNames, CrdResources, crd_resources
+from skiff.registry.encrypted_store import storage_for
+from skiff.registry.encryption import EncryptionConfig
 from skiff.registry.generic import GenericRegistry
 from skiff.registry.listing import ListQuery
 from skiff.registry.metadata import deep_copy, metadata_of, utc_now
@@ -100,12 +102,15 @@ class CrdEstablisher:
         retry_delay: float = RETRY_DELAY_S,
         clock: Callable[[], datetime] = utc_now,
         admission: AdmissionChain | None = None,
+        encryption: EncryptionConfig | None = None,
     ) -> None:
         row = served.find(CRD_GROUP, CRD_VERSION, CRD_PLURAL)
         if row is None or not isinstance(row.registry, GenericRegistry):
             raise ValueError("customresourcedefinitions must be served by a GenericRegistry")
         self.store = store
         self.served = served
+        #: --encryption-provider-config: custom resources it covers are stored encrypted, as built-in ones.
+        self.encryption = encryption
         #: Custom resources run the same admission chain as built-in ones (namespace lifecycle, ...).
         self.admission = admission or AdmissionChain()
         self.registry: GenericRegistry = row.registry
@@ -289,7 +294,7 @@ class CrdEstablisher:
         if current is not None and cache_key(current.uid, current.storage) == cache_key(uid, resources.storage):
             cache = current.cache
         else:
-            cache = WatchCache(self.store, resources.storage)
+            cache = WatchCache(self._storage(resources.storage), resources.storage)
             await cache.start()
         serving = Serving(uid, fingerprint, resources.storage, cache, current.state if current else CrdState())
         self._install(serving, resources)
@@ -303,10 +308,13 @@ class CrdEstablisher:
         log.info("serving %s (%s)", name, ", ".join(info.group_version for info in resources.served) or "no versions")
         return serving
 
+    def _storage(self, info: ResourceInfo) -> Store:
+        return storage_for(self.store, self.encryption, info.group, info.plural)
+
     def _install(self, serving: Serving, resources: CrdResources) -> None:
         for info in resources.served:
             inner = GenericRegistry(
-                self.store, resources.writers[info.version], serving.cache, admission=self.admission
+                self._storage(serving.storage), resources.writers[info.version], serving.cache, admission=self.admission
             )
             self.served.add(info, VersionedRegistry(inner, info, serving.state))
             serving.rows.append((info.group, info.version, info.plural))
@@ -338,7 +346,7 @@ class CrdEstablisher:
             await self._set_terminating(
                 name, "True", "InstanceDeletionInProgress", "CustomResource deletion is in progress"
             )
-            storage = GenericRegistry(self.store, serving.storage, serving.cache)
+            storage = GenericRegistry(self._storage(serving.storage), serving.storage, serving.cache)
             try:
                 await storage.delete_collection(None, ListQuery(), None)
             except ApiError as err:

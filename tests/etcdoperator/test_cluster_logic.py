@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from skiff.etcdoperator.cluster_controller import _rv, _stuck_message, _stuck_reason
-from skiff.etcdoperator.cluster_view import member_name_from_url
+from skiff.etcdoperator.cluster_controller import _rv
+from skiff.etcdoperator.cluster_view import member_name_from_url, stuck
 from skiff.etcdoperator.conditions import replace_condition
 from skiff.etcdoperator.etcdclient import Member
 from skiff.etcdoperator.rebuild import loss_message
@@ -31,7 +31,7 @@ def _pod(reason: str | None, message: str = "") -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(
-    ("pod", "stuck"),
+    ("pod", "reason"),
     [
         (_pod("ErrImagePull", "no etcd 3.6.x binary"), "ErrImagePull"),
         (_pod("ImagePullBackOff"), "ImagePullBackOff"),
@@ -41,12 +41,13 @@ def _pod(reason: str | None, message: str = "") -> dict[str, Any]:
         (None, None),
     ],
 )
-def test_stuck_pods(pod: dict[str, Any] | None, stuck: str | None) -> None:
-    assert _stuck_reason(pod) == stuck
+def test_stuck_pods(pod: dict[str, Any] | None, reason: str | None) -> None:
+    found = stuck(pod)
+    assert (found[0] if found else None) == reason
 
 
 def test_stuck_message_carries_the_kubelets_words() -> None:
-    assert _stuck_message(_pod("ErrImagePull", "no etcd 3.6.x binary")) == "ErrImagePull: no etcd 3.6.x binary"
+    assert stuck(_pod("ErrImagePull", "no etcd 3.6.x binary")) == ("ErrImagePull", "no etcd 3.6.x binary")
 
 
 @pytest.mark.parametrize(

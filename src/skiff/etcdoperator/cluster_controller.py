@@ -38,11 +38,12 @@ from skiff.api.status import ApiError
 from skiff.client.controller import Controller, ControllerContext
 from skiff.client.informer import meta_key
 from skiff.client.resources import PERSISTENTVOLUMECLAIMS, PODDISRUPTIONBUDGETS, PODS, SERVICES
+from skiff.client.timefmt import parse_rfc3339
 from skiff.controllers.deployment_status import get_condition, new_condition, remove_condition, set_condition
 from skiff.controllers.manager import ControllerSpec
 from skiff.etcdoperator import members as mb
 from skiff.etcdoperator import rebuild
-from skiff.etcdoperator.cluster_view import ClusterView, MemberState, observe, owned
+from skiff.etcdoperator.cluster_view import ClusterView, MemberState, observe, owned, stuck
 from skiff.etcdoperator.conditions import replace_condition
 from skiff.etcdoperator.etcdclient import EtcdClient, EtcdError, is_learner_not_ready, is_member_not_found
 from skiff.etcdoperator.resources import ETCDBACKUPS, ETCDCLUSTERS, ETCDRESTORES
@@ -55,8 +56,6 @@ Obj = dict[str, Any]
 COMPONENT = "etcd-operator"
 #: A learner whose member has not started within this long is rolled back (removed, pod and claim deleted).
 JOIN_TIMEOUT_S = 120.0
-#: Container states that mean "this member will not come up by itself".
-STUCK_REASONS = frozenset({"ErrImagePull", "ImagePullBackOff", "CrashLoopBackOff", "InvalidImageName"})
 
 AVAILABLE, SCALING, UPGRADING, RECOVERING, DEGRADED = "Available", "Scaling", "Upgrading", "Recovering", "Degraded"
 
@@ -286,9 +285,9 @@ class EtcdClusterController(Controller):
             member = state.member
             if member is not None and member.is_learner and state.status is None:
                 since = self.learner_seen.setdefault((key, member.id), now)
-                stuck = _stuck_reason(state.pod)
-                if stuck or now - since > JOIN_TIMEOUT_S:
-                    why = f"it did not start ({stuck or 'timed out'})"
+                problem = stuck(state.pod)
+                if problem or now - since > JOIN_TIMEOUT_S:
+                    why = f"it did not start ({problem[0] if problem else 'timed out'})"
                     await self._remove_member(cluster, view, member.id, state.name, why)
                     await self._discard(cluster, state.name)
                     self._event(cluster, "Warning", "MemberAddRolledBack", f"{state.name}: {why}")
@@ -393,9 +392,9 @@ class EtcdClusterController(Controller):
             status["reason"] = refusal
             return False
         upgraded = [s for s in states if s.version_label == target]
-        failed = next((s for s in upgraded if _stuck_reason(s.pod)), None)
+        failed = next(((s, p) for s in upgraded if (p := stuck(s.pod))), None)
         if failed is not None:
-            message = f"member {failed.name} did not come up at {target}: {_stuck_message(failed.pod)}"
+            message = f"member {failed[0].name} did not come up at {target}: {failed[1][0]}: {failed[1][1]}".strip()
             replace_condition(status, UPGRADING, "False", "UpgradeFailed", message, now)
             return True
         status["targetVersion"] = target
@@ -403,7 +402,7 @@ class EtcdClusterController(Controller):
         replace_condition(
             status, UPGRADING, "True", "Upgrading", f"{len(upgraded)}/{len(states)} members at {target}", now
         )
-        down = [s for s in stale if s.pod is not None and _stuck_reason(s.pod)]
+        down = [s for s in stale if stuck(s.pod)]
         if len(down) == 1 and all(s.healthy for s in states if s is not down[0]):
             # Stuck, so already unavailable (e.g. on a version no node has, before the spec changed back): replacing it
             # costs nothing, and the health gate below would otherwise wait for it forever.
@@ -447,10 +446,10 @@ class EtcdClusterController(Controller):
             replace_condition(status, AVAILABLE, "True", "Quorate", f"{len(ready)} of {size} ready", now)
         else:
             set_condition(status, new_condition(AVAILABLE, "False", "NoQuorum", "no member has a leader", now))
-        stuck = sorted((s.name, _stuck_message(s.pod)) for s in view.states.values() if _stuck_reason(s.pod))
-        if stuck:
+        stuck_members = sorted((s.name, p) for s in view.states.values() if (p := stuck(s.pod)))
+        if stuck_members:
             # e.g. an etcd version no node has: the kubelet's image error, word for word
-            message = "; ".join(f"{name}: {why}" for name, why in stuck)
+            message = "; ".join(f"{name}: {reason}: {why}".strip() for name, (reason, why) in stuck_members)
             replace_condition(status, DEGRADED, "True", "MemberNotStarting", message, now)
         elif healthy and len(ready) == size:
             remove_condition(status, DEGRADED)
@@ -554,26 +553,8 @@ def _rv(obj: Obj) -> int:
 
 
 def _age(obj: Obj, now: float) -> float:
-    from skiff.client.timefmt import parse_rfc3339
-
     created = obj["metadata"].get("creationTimestamp")
     return now - parse_rfc3339(created) if created else 0.0
-
-
-def _stuck_reason(pod: Obj | None) -> str | None:
-    for cs in ((pod or {}).get("status") or {}).get("containerStatuses") or []:
-        waiting = (cs.get("state") or {}).get("waiting") or {}
-        if waiting.get("reason") in STUCK_REASONS:
-            return str(waiting["reason"])
-    return None
-
-
-def _stuck_message(pod: Obj | None) -> str:
-    for cs in ((pod or {}).get("status") or {}).get("containerStatuses") or []:
-        waiting = (cs.get("state") or {}).get("waiting") or {}
-        if waiting.get("reason") in STUCK_REASONS:
-            return f"{waiting['reason']}: {waiting.get('message', '')}".strip()
-    return ""
 
 
 def _relabel(obj: Obj, labels: dict[str, str | None] | None) -> None:

@@ -23,6 +23,8 @@ from skiff.etcdoperator.etcdclient import EndpointStatus, EtcdClient, EtcdError,
 Obj = dict[str, Any]
 #: Per-call deadline for membership and status probes: a dead member must not stall the reconcile.
 PROBE_TIMEOUT_S = 2.0
+#: Container states that mean "this member will not come up by itself".
+STUCK_REASONS = frozenset({"ErrImagePull", "ImagePullBackOff", "CrashLoopBackOff", "InvalidImageName"})
 #: A member whose applied index trails the leader's by more than this is not caught up (not yet a safe next step).
 CATCH_UP_SLACK = 50
 
@@ -94,6 +96,15 @@ class ClusterView:
         if state.status is None or leader is None or leader.status is None:
             return False
         return state.status.raft_applied_index + CATCH_UP_SLACK >= leader.status.raft_index
+
+
+def stuck(pod: Obj | None) -> tuple[str, str] | None:
+    """(reason, message) of a container waiting in a state it will not leave by itself, as the kubelet wrote them."""
+    for cs in ((pod or {}).get("status") or {}).get("containerStatuses") or []:
+        waiting = (cs.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason") in STUCK_REASONS:
+            return str(waiting["reason"]), str(waiting.get("message") or "")
+    return None
 
 
 def owned(objs: Iterable[Obj], uid: str) -> list[Obj]:

@@ -40,7 +40,7 @@ from skiff.client.timefmt import rfc3339
 from skiff.controllers.deployment_status import new_condition, set_condition
 from skiff.etcdoperator import members as mb
 from skiff.etcdoperator.backup_storage import BackupRecord, storage_for
-from skiff.etcdoperator.cluster_view import ClusterView, endpoint_status
+from skiff.etcdoperator.cluster_view import ClusterView, endpoint_status, stuck
 from skiff.etcdoperator.conditions import replace_condition
 from skiff.etcdoperator.etcdclient import EtcdClient, EtcdError
 from skiff.etcdoperator.resources import ETCDRESTORES
@@ -279,10 +279,8 @@ async def _continue(ctx: RebuildContext, recovery: Obj) -> None:
     ip = str((pod.get("status") or {}).get("podIP") or "")
     status = await endpoint_status(mb.client_url(ip)) if ip else None
     if status is None or not status.leader:
-        from skiff.etcdoperator.cluster_controller import _stuck_message, _stuck_reason
-
-        if _stuck_reason(pod):
-            message = f"seed {seed} cannot start: {_stuck_message(pod)}"
+        if (problem := stuck(pod)) is not None:
+            message = f"seed {seed} cannot start: {problem[0]}: {problem[1]}".strip()
             set_condition(ctx.status, new_condition(RECOVERING, "True", "SeedNotStarting", message, now))
         return
     if not recovery.get("bumped"):

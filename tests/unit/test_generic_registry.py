@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import copy
 import json
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -604,6 +605,25 @@ def test_a_watcher_that_falls_behind_is_closed() -> None:
         obj = cm(name, meta={"namespace": "default", "resourceVersion": str(i + 1)})
         w.offer(CacheEvent("ADDED", i + 1, CachedObject(f"/k/{name}", obj, i + 1, {}), None))
     assert w.closed and w.overflowed and w.pending() == 2
+
+
+async def test_handing_a_live_event_to_a_stream_observes_the_watch_delay() -> None:
+    """Live events (received from the store) are timed; events replayed from history (received 0) are not."""
+    selection = compile_selection(ListQuery(), CONFIGMAPS)
+    w = cache_watcher.CacheWatcher("", selection)
+    delay = cache_watcher.WATCH_EVENT_DELAY
+
+    def observed() -> float:
+        return next(s.value for s in delay.collect()[0].samples if s.name.endswith("_count"))
+
+    before = observed()
+    obj = cm("a", meta={"namespace": "default", "resourceVersion": "1"})
+    w.offer(CacheEvent("ADDED", 1, CachedObject("/k/a", obj, 1, {}), None, received=time.monotonic() - 0.5))
+    w.offer(CacheEvent("MODIFIED", 2, CachedObject("/k/a", obj, 2, {}), None))
+    assert await w.next_line(0) is not None and await w.next_line(0) is not None
+    assert observed() == before + 1
+    big = [s for s in delay.collect()[0].samples if s.name.endswith("_bucket") and s.labels["le"] == "0.25"]
+    assert big and big[0].value < observed()  # the 0.5 s delay landed above the 0.25 s bucket
 
 
 async def test_consistent_list_sees_writes_made_behind_the_cache(env: Env) -> None:

@@ -20,6 +20,8 @@ FORBIDDEN = {
     "registry": ("apiserver", "cli"),
     "apiserver": ("cli",),
     "localcluster": ("cli",),
+    # The density harness is a client of the cluster it starts: no registry or component internals.
+    "density": ("cli", "registry", "controllers", "scheduler", "kubelet", "proxy", "etcdoperator"),
     "client": ("store", "registry", "apiserver", "cli", "controllers", "scheduler", "kubelet", "proxy", "etcdoperator"),
     # Components are clients of the REST API like any other user: no back door into the store.
     **{

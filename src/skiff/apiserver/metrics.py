@@ -5,6 +5,7 @@
   (watches are excluded, as upstream excludes long-running requests)
 * ``apiserver_current_inflight_requests{request_kind}`` — readOnly / mutating
 * ``apiserver_longrunning_requests{verb, group, version, resource, subresource, scope}`` — open watches
+* ``skiff_watch_event_delay_seconds`` — watch cache → watch stream (skiff.registry.cache_watcher)
 
 Each ``ApiMetrics`` has its own CollectorRegistry, so two servers in one
 process (tests) do not collide.
@@ -16,6 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from skiff.apiserver.request_info import RequestInfo
+from skiff.registry.cache_watcher import WATCH_METRICS
 
 _LABELS = ("verb", "group", "version", "resource", "subresource", "scope")
 #: Upstream's buckets for apiserver_request_duration_seconds.
@@ -76,4 +78,4 @@ class ApiMetrics:
         )
 
     def exposition(self) -> bytes:
-        return generate_latest(self.registry)
+        return generate_latest(self.registry) + generate_latest(WATCH_METRICS)

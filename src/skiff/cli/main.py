@@ -32,6 +32,7 @@ SUBCOMMANDS = (
     "store",
     "image",
     "etcd_operator",
+    "bench",
 )
 
 

@@ -43,6 +43,7 @@ import asyncio
 import bisect
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
@@ -226,15 +227,16 @@ class WatchCache:
         return CachedObject(key, obj, revision, field_values(obj, self.info))
 
     def _apply(self, response: WatchResponse) -> None:
+        received = time.monotonic()
         for event in response.events:
-            self._apply_event(event)
+            self._apply_event(event, received)
         if response.progress:
             self._progress_seen += 1
             if response.revision > self.revision:
                 self.revision = response.revision
         self._advance()
 
-    def _apply_event(self, event: Event) -> None:
+    def _apply_event(self, event: Event, received: float) -> None:
         key = event.kv.key.decode()
         revision = event.kv.mod_revision
         previous = self._objects.get(key)
@@ -247,7 +249,7 @@ class WatchCache:
             if previous is None:
                 self._sorted.pop(None, None)
                 self._sorted.pop(current.namespace, None)
-            cache_event = CacheEvent("MODIFIED" if previous else "ADDED", revision, current, previous)
+            cache_event = CacheEvent("MODIFIED" if previous else "ADDED", revision, current, previous, received)
         else:
             if previous is None:
                 return
@@ -259,7 +261,7 @@ class WatchCache:
                     del self._by_namespace[previous.namespace]
             self._sorted.pop(None, None)
             self._sorted.pop(previous.namespace, None)
-            cache_event = CacheEvent("DELETED", revision, None, previous)
+            cache_event = CacheEvent("DELETED", revision, None, previous, received)
         self._ring.append(cache_event)
         if len(self._ring) > self.capacity:
             self.history_from = self._ring.popleft().revision

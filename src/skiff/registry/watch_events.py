@@ -44,10 +44,19 @@ class CachedObject:
 class CacheEvent:
     """One change of one key: ``current`` is None for a delete, ``previous`` None for a create."""
 
-    __slots__ = ("_lines", "current", "key", "namespace", "previous", "revision", "type")
+    __slots__ = ("_lines", "current", "key", "namespace", "previous", "received", "revision", "type")
 
-    def __init__(self, type_: str, revision: int, current: CachedObject | None, previous: CachedObject | None) -> None:
+    def __init__(
+        self,
+        type_: str,
+        revision: int,
+        current: CachedObject | None,
+        previous: CachedObject | None,
+        received: float = 0.0,
+    ) -> None:
         self.type = type_
+        #: time.monotonic() when the cache got the event from the store; 0 for events replayed from history.
+        self.received = received
         self.revision = revision
         self.current = current
         self.previous = previous

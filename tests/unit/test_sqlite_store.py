@@ -165,7 +165,8 @@ async def test_compaction_removes_superseded_rows_and_frees_pages(tmp_path: Path
     before = await store.status()
     await store.compact(before.revision)
     after = await store.status()
-    assert log_rows(tmp_path / "store.db") == [(51, b"big", 0)]
+    # The tombstone AT the compaction point stays (a watch from there must still see the DELETE).
+    assert log_rows(tmp_path / "store.db") == [(51, b"big", 0), (53, b"gone", 1)]
     assert after.db_size_in_use < before.db_size_in_use / 10
     await store.defragment()  # the freed pages leave the file itself, not just SQLite's freelist
     assert (await store.status()).db_size < before.db_size / 10
@@ -173,6 +174,21 @@ async def test_compaction_removes_superseded_rows_and_frees_pages(tmp_path: Path
     with pytest.raises(Compacted) as err:
         await store.range(Range(b"big", revision=before.revision - 1))
     assert err.value.compact_revision == before.revision
+
+
+async def test_tombstone_at_the_compaction_point_goes_next_time(tmp_path: Path, store: SqliteStore) -> None:
+    """etcd issue 18089: a watch from the compaction point C sees a DELETE at C; the next compaction drops it."""
+    await store.put(Put(b"k", b"1"))
+    deleted = (await store.delete_range(DeleteRange(b"k"))).revision
+    await store.put(Put(b"other", b"1"))
+    await store.compact(deleted)
+    watcher = await store.watch(b"k", start_revision=deleted)
+    response = await next_response(watcher)
+    await watcher.close()
+    assert [(e.type, e.kv.mod_revision) for e in response.events] == [(EventType.DELETE, deleted)]
+    assert log_rows(tmp_path / "store.db") == [(deleted, b"k", 1), (deleted + 1, b"other", 0)]
+    await store.compact(deleted + 1)  # "k" unwritten since: its tombstone below the new point still goes
+    assert log_rows(tmp_path / "store.db") == [(deleted + 1, b"other", 0)]
 
 
 async def test_expired_lease_deletes_its_keys_in_one_revision(store: SqliteStore, clock: FakeClock) -> None:

@@ -15,6 +15,26 @@ holds up another.  Guarantees on top of etcd's:
 * Compaction.  etcd answers a watch from a compacted revision with "created",
   then a "canceled" carrying ``compact_revision``: iteration raises
   ``Compacted(compact_revision)``.
+* The compaction point itself.  etcd 3.4/3.5 (etcd issue 18089; fixed by PR
+  18274, backported in August 2024) deletes a DELETE's tombstone whose
+  revision is *exactly* the compaction point C, yet accepts a watch from C: a
+  watch served from history (started at or below the head) silently skips
+  that DELETE — e.g. a watcher resumed from ``next`` == C right after
+  ``compact(C)``.  So such a watch is opened one revision early, from
+  ``next - 1`` (events below ``next`` are dropped anyway): then either etcd
+  serves ``next`` from intact history or it cancels the watch as compacted,
+  by the same check that guards its history read, so a compaction racing
+  with the creation is caught too.  Only a created response showing ``next``
+  at or below the head makes us redo the open one revision early: a watch
+  from the future stays synced (which the progress rule below relies on).
+  If the point is exactly ``next`` (cancel with compact_revision == next), the
+  watch is reopened from ``next``, and its first word must show revision
+  ``next`` (a PUT at C survives): later events or a progress past it first
+  make iteration raise ``Compacted(next)`` — what revision ``next`` deleted
+  may be gone; the caller relists at ``next`` (a Range at C works).  Left to
+  etcd: a DELETE in the same txn as a surviving PUT at C, and a watcher etcd
+  moves back to history (1000+ revisions behind, or a slow reader) just as C
+  is compacted.
 * Leader loss.  The stream is opened with etcd's ``hasleader`` metadata
   (clientv3's WithRequireLeader), so a member cut off from the leader ends it
   and we move to another member instead of waiting forever.
@@ -77,6 +97,8 @@ class EtcdWatcher:
         self._endpoint = ""
         self._watch_id = 0
         self._synced = False
+        # ``next`` when it is exactly etcd's compaction point and not yet shown intact (see above); else 0.
+        self._at_compaction_point = 0
         self._fragments: list[Any] = []
         self._progress_wanted = False
         self._closed = False
@@ -137,6 +159,11 @@ class EtcdWatcher:
         """The response to deliver for ``resp``, or None (a fragment, a duplicate, a stale notice)."""
         if resp.canceled:
             if resp.compact_revision:
+                if resp.compact_revision == self._next and self._at_compaction_point != self._next:
+                    # Only the revision before ``next`` is gone: ``next`` is the compaction point itself.
+                    self._at_compaction_point = self._next
+                    await self._reconnect(failover=False)
+                    return None
                 await self._fail()
                 raise Compacted(resp.compact_revision)
             if resp.cancel_reason == _NO_LEADER:
@@ -152,9 +179,17 @@ class EtcdWatcher:
         pb_events = [*self._fragments, *resp.events]
         self._fragments.clear()
         revision = resp.header.revision
-        if pb_events:
-            return self._deliver_events(revision, [event_from_pb(e) for e in pb_events])
-        return self._deliver_progress(revision, periodic=resp.watch_id == self._watch_id)
+        events = [event_from_pb(e) for e in pb_events]
+        periodic = resp.watch_id == self._watch_id
+        if self._at_compaction_point and (events or periodic or self._synced):
+            # The first word on revision ``next`` (all of etcd's history from it comes in one response).
+            point, self._at_compaction_point = self._at_compaction_point, 0
+            if not any(e.kv.mod_revision == point for e in events):
+                await self._fail()
+                raise Compacted(point)
+        if events:
+            return self._deliver_events(revision, events)
+        return self._deliver_progress(revision, periodic=periodic)
 
     def _deliver_events(self, revision: int, events: list[Event]) -> WatchResponse | None:
         fresh = tuple(e for e in events if e.kv.mod_revision >= self._next)
@@ -195,11 +230,26 @@ class EtcdWatcher:
         raise Unavailable("etcdserver: unavailable: no member accepted the watch")
 
     async def _open_on(self, endpoint: str, stub: Any) -> None:
+        call, resp = await self._create(stub, self._next)
+        if 1 < self._next <= resp.header.revision and self._at_compaction_point != self._next:
+            # etcd reads ``next`` from history: open one revision early (module docstring, compaction point).
+            call.cancel()
+            call, resp = await self._create(stub, self._next - 1)
+        head = resp.header.revision
+        if self._next == 0:
+            self._next = head + 1
+        self._synced = self._next > head
+        self._call, self._endpoint, self._watch_id = call, endpoint, resp.watch_id
+        if self._progress_wanted:
+            await self._write_progress_request(call)
+
+    async def _create(self, stub: Any, start_revision: int) -> tuple[Any, Any]:
+        """A new Watch stream with the watch created from ``start_revision``; returns it and the created response."""
         call = stub.Watch(metadata=_REQUIRE_LEADER)
         create = self._rpc.WatchCreateRequest(
             key=self._key,
             range_end=self._range_end,
-            start_revision=self._next,
+            start_revision=start_revision,
             progress_notify=self._progress_notify,
             prev_kv=self._prev_kv,
             fragment=True,
@@ -216,18 +266,13 @@ class EtcdWatcher:
         if resp.canceled:
             call.cancel()
             raise InvalidArgument(resp.cancel_reason or "etcdserver: watch canceled at creation")
-        head = resp.header.revision
-        if self._next == 0:
-            self._next = head + 1
-        self._synced = self._next > head
-        self._call, self._endpoint, self._watch_id = call, endpoint, resp.watch_id
-        if self._progress_wanted:
-            await self._write_progress_request(call)
+        return call, resp
 
-    async def _reconnect(self) -> None:
+    async def _reconnect(self, *, failover: bool = True) -> None:
         self._call.cancel()
         self._fragments.clear()  # the whole response is sent again from ``next``
-        self._endpoints.failover(self._endpoint)
+        if failover:
+            self._endpoints.failover(self._endpoint)
         try:
             await self._open_with_failover()
         except BaseException:

@@ -18,12 +18,13 @@ every read runs in a fresh read transaction, so a read issued after an
 acknowledged write sees it (linearizable); a read's header revision and its
 rows come from the same WAL snapshot.  Readers never block the writer.
 
-Space: compaction deletes superseded versions and tombstones at or below the
-compact revision, then runs ``PRAGMA incremental_vacuum`` right after that write
-commits (the file is created with ``auto_vacuum = INCREMENTAL``), so
-``db_size_in_use`` drops at once and the file shrinks at the next WAL
-checkpoint.  The quota and its NOSPACE alarm are described in
-``sqlite_writer``.
+Space: compaction deletes superseded versions and tombstones below the compact
+revision (a tombstone at it stays until the next compaction, so that a watch
+from the compaction point still sees that DELETE), then runs ``PRAGMA
+incremental_vacuum`` right after that write commits (the file is created with
+``auto_vacuum = INCREMENTAL``), so ``db_size_in_use`` drops at once and the
+file shrinks at the next WAL checkpoint.  The quota and its NOSPACE alarm are
+described in ``sqlite_writer``.
 
 Leases: granted leases and their TTLs live in the ``lease`` table; deadlines
 are kept in memory and a background task revokes expired leases every 500 ms

@@ -380,10 +380,13 @@ class SqliteWriter:
         if revision <= self.compact_revision:
             raise Compacted(max(0, self.compact_revision))
         conn = self._conn
-        # Only keys written after the previous compaction can have rows to drop.
+        # Only keys written at or after the previous compaction point can have rows to drop.  A
+        # tombstone AT the point stays until the next compaction: a watch from the compaction point
+        # is allowed and must still see that DELETE (etcd issue 18089: etcd dropped it, and a
+        # watcher resumed right at the point silently skipped the delete; etcd PR 18274 keeps it too).
         conn.execute(
-            "WITH changed AS (SELECT DISTINCT key FROM log WHERE revision > :old AND revision <= :rev) "
-            "DELETE FROM log WHERE key IN changed AND revision <= :rev AND (deleted = 1 OR id < "
+            "WITH changed AS (SELECT DISTINCT key FROM log WHERE revision >= :old AND revision <= :rev) "
+            "DELETE FROM log WHERE key IN changed AND revision <= :rev AND ((deleted = 1 AND revision < :rev) OR id < "
             "(SELECT max(l2.id) FROM log l2 WHERE l2.key = log.key AND l2.revision <= :rev))",
             {"old": self.compact_revision, "rev": revision},
         )

@@ -97,7 +97,9 @@ class FakeReader:
         self.secret = secret
         self.reads: list[tuple[str, str, str, str]] = []
 
-    async def get(self, group: str, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+    async def get(
+        self, group: str, plural: str, namespace: str, name: str, *, fresh: bool = True
+    ) -> dict[str, Any] | None:
         self.reads.append((group, plural, namespace, name))
         return self.secret
 

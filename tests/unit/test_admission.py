@@ -43,7 +43,7 @@ class FakeReader:
     def __init__(self, objects: dict[tuple[str, str], list[Obj]] | None = None) -> None:
         self.objects = objects or {}
 
-    async def get(self, group: str, plural: str, namespace: str, name: str) -> Obj | None:
+    async def get(self, group: str, plural: str, namespace: str, name: str, *, fresh: bool = True) -> Obj | None:
         for obj in await self.list(group, plural, namespace):
             if obj["metadata"]["name"] == name:
                 return obj

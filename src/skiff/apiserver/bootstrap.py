@@ -60,10 +60,14 @@ class ServedReader:
     def _find(self, group: str, plural: str) -> Served | None:
         return next((s for s in self.served if s.info.group == group and s.info.plural == plural), None)
 
-    async def get(self, group: str, plural: str, namespace: str, name: str) -> Obj | None:
+    async def get(self, group: str, plural: str, namespace: str, name: str, *, fresh: bool = True) -> Obj | None:
         served = self._find(group, plural)
         if served is None:
             return None
+        if not fresh and isinstance(served.registry, GenericRegistry):
+            cached = served.registry.cached_get(namespace or None, name)
+            if cached is not None:
+                return cached
         try:
             return await served.registry.get(namespace or None, name)
         except ApiError as err:

@@ -26,6 +26,9 @@ def register(subparsers: Any) -> None:
     density.add_argument(
         "--store", default="sqlite", help="sqlite (embedded) or etcd (real etcd 3.5.1); default sqlite"
     )
+    density.add_argument(
+        "--apiservers", type=int, default=1, help="API server processes sharing the store (default 1: store embedded)"
+    )
     density.add_argument("--create-qps", type=float, default=20.0, help="pods created per second (default 20, as CL2)")
     density.add_argument("--churn-qps", type=float, default=20.0, help="changes per second while churning (default 20)")
     density.add_argument("--churn-seconds", type=float, default=60.0, help="length of the churn phase; 0 skips it")
@@ -44,6 +47,7 @@ async def run(args: argparse.Namespace) -> int:
         pods_per_node=args.pods_per_node,
         out=Path(args.out),
         store=args.store,
+        apiservers=args.apiservers,
         create_qps=args.create_qps,
         churn_qps=args.churn_qps,
         churn_s=args.churn_seconds,

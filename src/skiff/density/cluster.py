@@ -47,11 +47,15 @@ _SERVING = re.compile(r"serving the Kubernetes API on (https://\S+)")
 class Cluster:
     config: DensityConfig
     data_dir: Path
-    kubeconfig: Path
-    client_config: ClientConfig
+    #: One per API server; the first is the harness's own.
+    kubeconfigs: list[Path]
     supervisor: Supervisor
     etcd: EtcdMember | None = None
     sim_names: list[str] = field(default_factory=list)
+
+    @property
+    def client_config(self) -> ClientConfig:
+        return ClientConfig.from_kubeconfig(self.kubeconfigs[0])
 
     @property
     def pids(self) -> dict[str, int]:
@@ -88,7 +92,7 @@ class Cluster:
                 "sim",
                 "nodes",
                 "--kubeconfig",
-                str(self.kubeconfig),
+                str(self.kubeconfigs[-1]),
                 "--count",
                 str(min(NODES_PER_SIM_PROCESS, count - first)),
                 "--first-index",
@@ -101,7 +105,13 @@ class Cluster:
 
 @contextlib.asynccontextmanager
 async def running_cluster(config: DensityConfig) -> AsyncIterator[Cluster]:
-    """A ready control plane (no nodes yet); everything stopped and the data removed on exit."""
+    """A ready control plane (no nodes yet); everything stopped and the data removed on exit.
+
+    With one API server over SQLite the store is embedded in it (``skiff up``'s
+    shape).  With several, they share one store over etcd's v3 API: the SQLite
+    store served by ``skiff store serve``, or a real etcd; the components are
+    spread over them as a load balancer would.
+    """
     data_dir = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="skiff-density-"))
     supervisor = Supervisor(config.out / "logs")
     etcd: EtcdMember | None = None
@@ -109,27 +119,43 @@ async def running_cluster(config: DensityConfig) -> AsyncIterator[Cluster]:
         if config.store == ETCD:
             etcd = await _start_etcd(data_dir / "etcd")
             store_url = f"etcd://{etcd.endpoint}"
+        elif config.apiservers > 1:
+            store_url = f"etcd://{await _serve_sqlite(supervisor, data_dir / 'store')}"
         else:
             store_url = f"sqlite://{data_dir / 'skiff.db'}"
-        url = await _start_apiserver(supervisor, data_dir, store_url)
-        kubeconfig_path = config.out / "kubeconfig"
-        await asyncio.to_thread(
-            kubeconfig.write, kubeconfig_path, kubeconfig.build(url, Pki(data_dir / "pki")), merge_existing=False
-        )
-        client_config = ClientConfig.from_kubeconfig(kubeconfig_path)
-        await _wait_ready(client_config)
-        for name, *args in (
-            ("controller-manager", "--leader-elect=false"),
-            ("scheduler", "--leader-elect=false"),
+        kubeconfigs = []
+        for i in range(config.apiservers):
+            # One data dir for all: the first makes the CA and ServiceAccount keys, the others reuse them.
+            url = await _start_apiserver(supervisor, f"apiserver-{i}" if i else "apiserver", data_dir, store_url)
+            path = config.out / (f"kubeconfig-{i}" if i else "kubeconfig")
+            await asyncio.to_thread(
+                kubeconfig.write, path, kubeconfig.build(url, Pki(data_dir / "pki")), merge_existing=False
+            )
+            await _wait_ready(ClientConfig.from_kubeconfig(path))
+            kubeconfigs.append(path)
+        for i, (name, *args) in enumerate(
+            (("controller-manager", "--leader-elect=false"), ("scheduler", "--leader-elect=false"))
         ):
-            argv = Supervisor.skiff_argv("--log-level", "WARNING", name, "--kubeconfig", str(kubeconfig_path), *args)
+            argv = Supervisor.skiff_argv(
+                "--log-level", "WARNING", name, "--kubeconfig", str(kubeconfigs[i % len(kubeconfigs)]), *args
+            )
             await supervisor.start(Component(name, argv, grace_s=10.0))
-        yield Cluster(config, data_dir, kubeconfig_path, client_config, supervisor, etcd)
+        yield Cluster(config, data_dir, kubeconfigs, supervisor, etcd)
     finally:
         await supervisor.stop()
         if etcd is not None:
             await etcd.stop()
         await asyncio.to_thread(shutil.rmtree, data_dir, True)
+
+
+async def _serve_sqlite(supervisor: Supervisor, data_dir: Path) -> str:
+    """``skiff store serve`` on a free port; its address once it listens."""
+    (port,) = free_ports(1)
+    listen = f"127.0.0.1:{port}"
+    argv = Supervisor.skiff_argv("--log-level", "WARNING", "store", "serve", "--data-dir", str(data_dir))
+    await supervisor.start(Component("store", [*argv, "--listen", listen], grace_s=20.0))
+    await _wait_for_line(supervisor, "store", re.compile(r"(serving|listening)"))
+    return listen
 
 
 async def _start_etcd(data_dir: Path) -> EtcdMember:
@@ -139,7 +165,7 @@ async def _start_etcd(data_dir: Path) -> EtcdMember:
     return await EtcdMember.start(binary, data_dir, extra_args=(f"--quota-backend-bytes={ETCD_QUOTA_BYTES}",))
 
 
-async def _start_apiserver(supervisor: Supervisor, data_dir: Path, store_url: str) -> str:
+async def _start_apiserver(supervisor: Supervisor, name: str, data_dir: Path, store_url: str) -> str:
     """Start ``skiff apiserver`` and return its URL once it says it serves."""
     (port,) = free_ports(1)
     argv = Supervisor.skiff_argv(
@@ -153,18 +179,23 @@ async def _start_apiserver(supervisor: Supervisor, data_dir: Path, store_url: st
         "--store",
         store_url,
     )
-    await supervisor.start(Component("apiserver", argv, grace_s=20.0))
-    log_path = supervisor.log_path("apiserver")
+    await supervisor.start(Component(name, argv, grace_s=20.0))
+    return (await _wait_for_line(supervisor, name, _SERVING)).group(1)
+
+
+async def _wait_for_line(supervisor: Supervisor, name: str, pattern: re.Pattern[str]) -> re.Match[str]:
+    """The first match of ``pattern`` in the component's log; fails when it exits or takes too long."""
+    log_path = supervisor.log_path(name)
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         text = await asyncio.to_thread(log_path.read_text, errors="replace")
-        if found := _SERVING.search(text):
-            return found.group(1)
-        if supervisor.components["apiserver"].restarts:
+        if found := pattern.search(text):
+            return found
+        if supervisor.components[name].restarts:
             break
         await asyncio.sleep(0.1)
     tail = (await asyncio.to_thread(log_path.read_text, errors="replace"))[-3000:]
-    raise RuntimeError(f"skiff apiserver did not start:\n{tail}")
+    raise RuntimeError(f"{name} did not start:\n{tail}")
 
 
 async def _wait_ready(config: ClientConfig) -> None:

@@ -16,6 +16,8 @@ class DensityConfig:
     pods_per_node: int
     out: Path
     store: str = SQLITE
+    #: API server processes; more than one share the store over etcd's v3 API.
+    apiservers: int = 1
     #: Pods created per second; ClusterLoader2's density test creates 20/s.
     create_qps: float = 20.0
     #: Changes per second in the churn phase; 20/s is the SLOs' churn prerequisite.
@@ -42,6 +44,8 @@ class DensityConfig:
             out.append("--nodes must be at least 1")
         if not 1 <= self.pods_per_node <= 110:
             out.append("--pods-per-node must be 1..110 (a node holds at most 110 pods)")
+        if not 1 <= self.apiservers <= 8:
+            out.append("--apiservers must be 1..8")
         if self.store not in STORES:
             out.append(f"--store must be one of {', '.join(STORES)}")
         for name, value in (("--create-qps", self.create_qps), ("--churn-qps", self.churn_qps)):

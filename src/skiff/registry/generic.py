@@ -238,6 +238,11 @@ class GenericRegistry:
             raise self._not_found(name)
         return decode(kv.value, kv.mod_revision)
 
+    def cached_get(self, namespace: str | None, name: str) -> Obj | None:
+        """The watch cache's copy (an informer's view, maybe a moment old); None when it has none."""
+        cached = self.cache.cached(self._key(self._namespace(namespace), name).decode())
+        return None if cached is None else cached.obj
+
     # -- update and patch ------------------------------------------------------------------------
     async def update(
         self, namespace: str | None, name: str, obj: Obj, *, subresource: str = "", dry_run: bool = False

@@ -220,7 +220,19 @@ def set_resource_version(obj: Obj, revision: int) -> None:
 
 
 def deep_copy(obj: Obj) -> Obj:
-    return copy.deepcopy(obj)
+    """A copy sharing nothing with ``obj``.
+
+    API objects are JSON, so a round trip through orjson copies them ~4x faster
+    than ``copy.deepcopy`` (this runs several times per write).  What JSON
+    cannot carry (integers beyond 64 bits, non-string keys) falls back to
+    ``copy.deepcopy``.  A float that is not finite becomes null, as it would
+    when the object is stored (orjson too).
+    """
+    try:
+        copied: Obj = orjson.loads(orjson.dumps(obj))
+    except (TypeError, orjson.JSONEncodeError):
+        return copy.deepcopy(obj)
+    return copied
 
 
 def resource_version_set_on_create() -> ApiError:

@@ -145,6 +145,10 @@ class WatchCache:
     def ready(self) -> bool:
         return self._ready.is_set()
 
+    def cached(self, key: str) -> CachedObject | None:
+        """The cache's current version of ``key`` (possibly a moment stale), or None (absent or not synced)."""
+        return self._objects.get(key) if self.ready else None
+
     async def wait_ready(self, seconds: float | None = DEFAULT_FRESHNESS_TIMEOUT) -> None:
         """Wait for the cache to be listed; 429 (as the cacher's "storage is (re)initializing") on timeout."""
         if self._ready.is_set():

@@ -19,12 +19,19 @@ from skiff.registry.resource import Obj
 
 
 class CachedObject:
-    __slots__ = ("_added", "fields", "key", "labels", "name", "namespace", "obj", "raw", "revision")
+    """One version of one object as the cache keeps it: its wire bytes plus what selectors need.
+
+    The object itself is kept only as JSON bytes (``obj`` parses them when a
+    list needs a dict): a decoded pod is ~5x its JSON in memory and hundreds of
+    tracked containers for the garbage collector to walk, which at 150,000
+    pods means gigabytes and seconds-long full collections.
+    """
+
+    __slots__ = ("_added", "fields", "key", "labels", "name", "namespace", "raw", "revision")
 
     def __init__(self, key: str, obj: Obj, revision: int, fields: dict[str, str]) -> None:
         meta = obj.get("metadata") or {}
         self.key = key
-        self.obj = obj
         self.revision = revision
         self.namespace: str = meta.get("namespace") or ""
         self.name: str = meta.get("name") or ""
@@ -33,6 +40,12 @@ class CachedObject:
         self.fields = fields
         self.raw = orjson.dumps(obj)
         self._added: bytes | None = None
+
+    @property
+    def obj(self) -> Obj:
+        """A fresh dict of the object (the caller may keep or change it)."""
+        parsed: Obj = orjson.loads(self.raw)
+        return parsed
 
     def added_line(self) -> bytes:
         """``{"type":"ADDED","object":...}`` for initial events, built once per object version."""

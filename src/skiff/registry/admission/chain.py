@@ -73,8 +73,13 @@ class Admission(Protocol):
 class ObjectReader(Protocol):
     """Reads of other resources for plugins (the API server's registries behind it)."""
 
-    async def get(self, group: str, plural: str, namespace: str, name: str) -> Obj | None:
-        """The object, or None when it does not exist."""
+    async def get(self, group: str, plural: str, namespace: str, name: str, *, fresh: bool = True) -> Obj | None:
+        """The object, or None when it does not exist.
+
+        ``fresh=False`` accepts the watch cache's copy when it has one (an
+        informer's view, as upstream's plugins read through listers); absent
+        there, it is read from the store.
+        """
         ...
 
     async def list(self, group: str, plural: str, namespace: str) -> list[Obj]:

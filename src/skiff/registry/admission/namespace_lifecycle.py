@@ -10,7 +10,9 @@
   leak it).
 
 Upstream reads namespaces from an informer and falls back to a live read;
-the reader here is always live, so there is no stale-cache window to cover.
+so does this plugin, through the watch cache (``fresh=False``): a namespace
+created a moment ago is found in the store, and one being terminated is
+seen as soon as the cache has the change (upstream's window too).
 The checks run in the mutating phase, as upstream's ``Admit`` does.
 """
 
@@ -44,7 +46,7 @@ class NamespaceLifecycle(PluginBase):
             return
         if (attrs.info.group, attrs.info.plural) in ACCESS_REVIEWS:
             return
-        namespace = await self.reader.get("", "namespaces", "", attrs.namespace)
+        namespace = await self.reader.get("", "namespaces", "", attrs.namespace, fresh=False)
         if namespace is None:
             raise not_found("namespaces", "", attrs.namespace)
         if attrs.operation is not Operation.CREATE:

@@ -26,7 +26,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -413,6 +413,10 @@ def parse_metrics(text: str) -> tuple[dict[CallKey, Buckets], Buckets]:
     return requests, watch_delay
 
 
+def _plus(one: Buckets | None, other: Buckets) -> Buckets:
+    return {le: (one or {}).get(le, 0.0) + other.get(le, 0.0) for le in {*(one or {}), *other}}
+
+
 def _minus(later: Buckets, earlier: Buckets | None) -> Buckets:
     return {le: count - (earlier or {}).get(le, 0.0) for le, count in later.items()}
 
@@ -469,8 +473,11 @@ class ApiLatency:
     the histograms are cumulative, so the next scrape still covers that interval.
     """
 
-    def __init__(self, client: ApiClient, interval_s: float = 10.0, *, clock: Clock = time.monotonic):
-        self.client = client
+    def __init__(
+        self, client: ApiClient | Sequence[ApiClient], interval_s: float = 10.0, *, clock: Clock = time.monotonic
+    ):
+        #: One client per API server: their histograms are summed, as a cluster-wide SLI is.
+        self.clients = list(client) if isinstance(client, Sequence) else [client]
         self.interval_s = interval_s
         self.clock = clock
         self.first: Scrape | None = None
@@ -505,12 +512,21 @@ class ApiLatency:
             log.warning("scraping /metrics failed: %s", err)
 
     async def scrape(self) -> None:
-        code, _, body = await self.client.request("GET", "/metrics")
-        if code != 200:
-            raise from_response(code, body)
+        bodies = []
+        for client in self.clients:
+            code, _, body = await client.request("GET", "/metrics")
+            if code != 200:
+                raise from_response(code, body)
+            bodies.append(body.decode())
         t = self.clock()
-        # Parsed off the loop: the pod tracker timestamps events on it.
-        requests, watch_delay = await asyncio.to_thread(parse_metrics, body.decode())
+        requests: dict[CallKey, Buckets] = {}
+        watch_delay: Buckets = {}
+        for text in bodies:
+            # Parsed off the loop: the pod tracker timestamps events on it.
+            one_requests, one_delay = await asyncio.to_thread(parse_metrics, text)
+            for key, buckets in one_requests.items():
+                requests[key] = _plus(requests.get(key), buckets)
+            watch_delay = _plus(watch_delay, one_delay)
         self.add(Scrape(t, requests, watch_delay))
 
     def add(self, scrape: Scrape) -> None:

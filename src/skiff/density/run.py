@@ -16,7 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from skiff.client import ApiClient
+from skiff.client import ApiClient, ClientConfig
 from skiff.client.resources import NODES
 from skiff.density.cluster import Cluster, running_cluster
 from skiff.density.config import DensityConfig
@@ -74,10 +74,17 @@ async def _measure(cluster: Cluster, config: DensityConfig, say: Callable[[str],
     phase_starts: dict[str, float] = {}
     churn_counts: dict[str, int] = {}
     failure: BaseException | None = None
-    async with ApiClient(cluster.client_config, "skiff-density", max_connections=CLIENT_CONNECTIONS) as client:
+    async with contextlib.AsyncExitStack() as stack:
+        client = await stack.enter_async_context(
+            ApiClient(cluster.client_config, "skiff-density", max_connections=CLIENT_CONNECTIONS)
+        )
+        others = [
+            await stack.enter_async_context(ApiClient(ClientConfig.from_kubeconfig(path), "skiff-density"))
+            for path in cluster.kubeconfigs[1:]
+        ]
         tracker = PodTracker(client)
         sampler = ProcessSampler(cluster.pids)
-        latency = ApiLatency(client)
+        latency = ApiLatency([client, *others])
         sim_sampler: ProcessSampler | None = None
         progress = Progress(tracker, say)
         await tracker.start()

@@ -63,6 +63,7 @@ class FakeEtcd:
         self.head = head
         self.compacted = compacted
         self.starts: list[int] = []  # start_revision of every watch created, in order
+        self.calls: list[FakeCall] = []
 
     # EtcdEndpoints' face, as EtcdWatcher uses it.
     def stub(self, service: str) -> tuple[str, FakeEtcd]:
@@ -72,7 +73,8 @@ class FakeEtcd:
         pass
 
     def Watch(self, metadata: Any = None) -> FakeCall:  # gRPC stub method name
-        return FakeCall(self)
+        self.calls.append(FakeCall(self))
+        return self.calls[-1]
 
     def serve(self, call: FakeCall, start: int) -> None:
         self.starts.append(start)
@@ -143,4 +145,18 @@ async def test_watch_from_now_or_the_future_is_opened_once(start: int) -> None:
     etcd = FakeEtcd([put(2), delete(3), put(4)], head=4, compacted=4)
     watcher = await watch(etcd, start)
     assert etcd.starts == [start]
+    await watcher.close()
+
+
+async def test_an_event_after_a_progress_that_covered_it_is_still_delivered() -> None:
+    """etcd < 3.5.8 may send a progress at R just before the event at R (module docstring): not lost."""
+    etcd = FakeEtcd([put(2)], head=4)
+    watcher = await watch(etcd, 0)  # from now: synced, next = 5
+    live = etcd.calls[-1].responses
+    live.put_nowait(rpc.WatchResponse(header=rpc.ResponseHeader(revision=5)))  # progress at 5, too early
+    live.put_nowait(rpc.WatchResponse(header=rpc.ResponseHeader(revision=5), events=[event_to_pb(put(5))]))
+    progress = await asyncio.wait_for(anext(watcher), 5)
+    assert progress.progress and progress.revision == 5
+    response = await asyncio.wait_for(anext(watcher), 5)
+    assert response.events == (put(5),)
     await watcher.close()

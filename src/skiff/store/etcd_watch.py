@@ -46,7 +46,10 @@ once this watcher is known to be synced (it was created at or past the head, or
 a response showed it at the head, or etcd sent it a periodic progress, which
 etcd sends to synced watchers only).  Before that, a requested progress reports
 the last revision delivered, which is always true.  Even when synced, those
-etcd versions may, rarely, send the progress just before an event it covers.
+etcd versions may, rarely, send the progress just before an event it covers;
+that event is still delivered: on an open stream events are only filtered
+against ``floor``, where the stream was opened (etcd never repeats an event
+within one stream), not against ``next``, which the progress moved past it.
 
 Writes to the stream are serialised (``_write_lock``): gRPC's asyncio stream
 allows one pending write at a time, and a second concurrent ``write`` (two
@@ -92,6 +95,8 @@ class EtcdWatcher:
         self._prev_kv = prev_kv
         self._progress_notify = progress_notify
         self._next = start_revision  # 0 until the first created response says where "now" is
+        #: ``next`` when the current stream was opened: what it replays below this was delivered before.
+        self._floor = start_revision
         self._rpc: Any = load().rpc_pb2
         self._call: Any = None
         self._endpoint = ""
@@ -192,11 +197,11 @@ class EtcdWatcher:
         return self._deliver_progress(revision, periodic=periodic)
 
     def _deliver_events(self, revision: int, events: list[Event]) -> WatchResponse | None:
-        fresh = tuple(e for e in events if e.kv.mod_revision >= self._next)
+        fresh = tuple(e for e in events if e.kv.mod_revision >= self._floor)
         if not fresh:
             return None
         last = fresh[-1].kv.mod_revision
-        self._next = last + 1
+        self._next = max(self._next, last + 1)
         if revision == last:  # sent at the head: this watcher is synced
             self._synced = True
         return WatchResponse(revision=revision, events=fresh)
@@ -239,6 +244,7 @@ class EtcdWatcher:
         if self._next == 0:
             self._next = head + 1
         self._synced = self._next > head
+        self._floor = self._next
         self._call, self._endpoint, self._watch_id = call, endpoint, resp.watch_id
         if self._progress_wanted:
             await self._write_progress_request(call)

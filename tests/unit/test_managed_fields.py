@@ -15,7 +15,7 @@ import pytest
 
 from skiff.api.status import ApiError
 from skiff.apiserver.field_managers import prefix_from_user_agent
-from skiff.registry import field_sets
+from skiff.registry import field_sets, managed_fields
 from skiff.registry.apply import LAST_APPLIED, apply_configuration, merge
 from skiff.registry.builtin import BUILTIN
 from skiff.registry.custom.strategy import CustomResourceStrategy, version_rules
@@ -542,3 +542,103 @@ def test_entries_sort_apply_first_then_time() -> None:
 )
 def test_manager_from_user_agent(agent: str, manager: str) -> None:
     assert prefix_from_user_agent(agent) == manager
+
+
+# -- re-encoding only what changed ---------------------------------------------------------------------
+def fields_v1_of(obj: Obj) -> dict[str, Any]:
+    return {e["manager"]: e["fieldsV1"] for e in obj["metadata"]["managedFields"]}
+
+
+def scaled_by_two_managers() -> Obj:
+    """A Deployment created by "creator" and then scaled by "scaler" (two entries, as stored)."""
+    created = json.loads(json.dumps(updated(DEPLOYMENT, None, deployment(), "creator")))
+    scaled = copy.deepcopy(created)
+    scaled["spec"]["replicas"] = 5
+    stored: Obj = json.loads(json.dumps(updated(DEPLOYMENT, created, scaled, "scaler", LATER)))
+    return stored
+
+
+def test_untouched_entries_keep_the_request_fields_v1() -> None:
+    """The request's own FieldsV1 objects of entries the write leaves alone are put back as they are."""
+    live = scaled_by_two_managers()
+    new = copy.deepcopy(live)
+    new["metadata"]["labels"]["tier"] = "web"
+    sent = fields_v1_of(new)
+    with managing(WriteManager("labeller", UPDATE)):
+        record_write(DEPLOYMENT, live, new, LATER)
+    out = fields_v1_of(new)
+    assert out["creator"] is sent["creator"] and out["scaler"] is sent["scaler"]
+    assert out["labeller"] == {"f:metadata": {"f:labels": {"f:tier": {}}}}
+    assert out == {m: to_fields_v1(field_sets.from_fields_v1(f)) for m, f in out.items()}
+
+
+def test_entries_from_the_stored_object_are_copies() -> None:
+    """Without managedFields in the request the stored ones are used: equal, never the stored objects."""
+    live = scaled_by_two_managers()
+    new = copy.deepcopy(live)
+    del new["metadata"]["managedFields"]
+    new["metadata"]["labels"]["tier"] = "web"
+    with managing(WriteManager("labeller", UPDATE)):
+        record_write(DEPLOYMENT, live, new, LATER)
+    stored, out = fields_v1_of(live), fields_v1_of(new)
+    assert out["creator"] == stored["creator"] and out["creator"] is not stored["creator"]
+    assert out["scaler"] == stored["scaler"] and out["scaler"] is not stored["scaler"]
+
+
+def test_other_spellings_of_fields_v1_are_encoded_afresh() -> None:
+    """FieldsV1 that is not exactly the encoding (order, spelling) comes out as the encoding."""
+    live = scaled_by_two_managers()
+    new = copy.deepcopy(live)
+    scaler = next(e for e in new["metadata"]["managedFields"] if e["manager"] == "scaler")
+    scaler["fieldsV1"] = {"f:spec": {"f:replicas": {".": {}}}}  # a member spelled with "." alone
+    creator = next(e for e in new["metadata"]["managedFields"] if e["manager"] == "creator")
+    creator["fieldsV1"] = dict(reversed(list(creator["fieldsV1"].items())))  # f:spec before f:metadata
+    new["metadata"]["labels"]["tier"] = "web"
+    with managing(WriteManager("labeller", UPDATE)):
+        record_write(DEPLOYMENT, live, new, LATER)
+    out = fields_v1_of(new)
+    assert out["scaler"] == {"f:spec": {"f:replicas": {}}}
+    assert list(out["creator"]) == ["f:metadata", "f:spec"]
+    assert out["creator"] == fields_v1_of(live)["creator"]
+
+
+def test_a_writer_changing_only_its_own_fields_keeps_its_fields_v1() -> None:
+    """A lease renewal: the writer takes back exactly what it owned; only its time moves."""
+    live = scaled_by_two_managers()
+    new = copy.deepcopy(live)
+    new["spec"]["replicas"] = 7
+    sent = fields_v1_of(new)
+    with managing(WriteManager("scaler", UPDATE)):
+        record_write(DEPLOYMENT, live, new, datetime(2024, 5, 1, 13, 0, 0, tzinfo=UTC))
+    assert fields_v1_of(new)["scaler"] is sent["scaler"]
+    assert entries(new)[("scaler", UPDATE)]["time"] == "2024-05-01T13:00:00Z"
+
+
+def test_entries_with_the_same_fields_get_objects_of_their_own() -> None:
+    raw: list[dict[str, Any]] = [
+        {"manager": m, "operation": UPDATE, "apiVersion": "v1", "time": "2024-01-01T00:00:00Z", "fieldsV1": {"f:a": {}}}
+        for m in ("one", "two")
+    ]
+    encodings: managed_fields.Encodings = {}
+    out = encode(decode(raw, encodings), encodings)
+    assert [e["fieldsV1"] for e in out] == [{"f:a": {}}, {"f:a": {}}]
+    assert out[0]["fieldsV1"] is not out[1]["fieldsV1"]
+
+
+def test_remembered_encodings_are_fresh_objects_and_errors_are_not_remembered() -> None:
+    fields = frozenset({("f:a",), ("f:b", "f:c")})
+    first = encode({("m", UPDATE, "", "v1"): Entry("m", UPDATE, "v1", "t", fields=fields)})
+    second = encode({("m", UPDATE, "", "v1"): Entry("m", UPDATE, "v1", "t", fields=frozenset(fields))})
+    assert first == second and first[0]["fieldsV1"] is not second[0]["fieldsV1"]
+    bad = [{"manager": "m", "operation": UPDATE, "fieldsV1": {"x:a": {}}}]
+    for _ in range(2):
+        with pytest.raises(ValueError, match="invalid FieldsV1 element"):
+            decode(bad)
+
+
+def test_remembered_field_sets_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(managed_fields, "_MAX_DECODED", 8)
+    monkeypatch.setattr(managed_fields, "_MAX_ENCODED", 4)
+    for n in range(20):
+        decode([{"manager": "m", "operation": UPDATE, "fieldsV1": {f"f:a{n:02d}": {}}}])
+    assert len(managed_fields._DECODED) <= 8 and len(managed_fields._ENCODED) <= 4

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
 
+from skiff.registry.pruning import Schema, resolve
 from skiff.registry.schemas import KindSchemas, builtin_schemas, ref
-from skiff.registry.type_errors import first_type_error
+from skiff.registry.type_errors import JSON_TYPES, _accepts, accepted_json_types, first_type_error
 
 
 @pytest.fixture(scope="module")
@@ -107,3 +109,37 @@ def test_free_form_values_take_anything(schemas: KindSchemas) -> None:
     name = schemas.for_kind("apps", "v1", "ControllerRevision")
     assert name is not None
     assert first_type_error({"data": [1, "x", {"a": None}]}, ref(name), schemas.components) is None
+
+
+def _schemas_in(schema: Any) -> Iterator[Schema]:
+    if isinstance(schema, Mapping):
+        yield schema
+        for value in schema.values():
+            yield from _schemas_in(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            yield from _schemas_in(value)
+
+
+#: One value of each decoded JSON type (bool and int apart), and some the decoder never produces.
+_SAMPLES: list[Any] = [{}, [], "s", 1, 1.5, True, False, 0]
+_SYNTHETIC: list[Schema] = [
+    {},
+    {"type": ["string", "null"]},
+    {"type": "object"},
+    {"properties": {}},
+    {"type": "string", "x-kubernetes-preserve-unknown-fields": True},
+    {"type": "string", "x-kubernetes-int-or-string": True},
+    {"type": "integer", "oneOf": []},
+    {"type": "unknown"},
+]
+
+
+def test_accepted_json_types_match_accepts(schemas: KindSchemas) -> None:
+    """The fast path's set lookup decides exactly as ``_accepts``, for every schema node there is."""
+    targets = [resolve(s, schemas.components) for c in schemas.components.values() for s in _schemas_in(c)]
+    for target in targets + _SYNTHETIC:
+        accepted = accepted_json_types(target)
+        assert accepted <= JSON_TYPES
+        for value in _SAMPLES:
+            assert (type(value) in accepted) == _accepts(value, target), (target, value)

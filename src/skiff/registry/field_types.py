@@ -97,9 +97,32 @@ ZERO_STRUCT_FIELDS = frozenset({"metadata", "spec", "status", "template", "strat
 
 
 class FieldType:
-    """One node of a schema; children are built on demand (schemas are recursive)."""
+    """One node of a schema; children are built on demand (schemas are recursive).
 
-    __slots__ = ("_kind", "_resolved", "components", "name", "owner", "patch", "path", "schema")
+    A node never changes once built, so it memoises what it computes: its
+    resolution, kind and list type, its declared (named) fields and its list
+    item type — built-in roots are shared (``_builtin_root``), so every request
+    after the first walks cached nodes — and the zero value (returned as a fresh
+    copy).  Children through ``additionalProperties`` or of free-form values are
+    not kept (their paths hold data: map keys), but reuse the parent's
+    resolution of their schema.
+    """
+
+    __slots__ = (
+        "_extra",
+        "_fields",
+        "_item",
+        "_kind",
+        "_list_type",
+        "_resolved",
+        "_zero",
+        "components",
+        "name",
+        "owner",
+        "patch",
+        "path",
+        "schema",
+    )
 
     def __init__(
         self,
@@ -120,19 +143,17 @@ class FieldType:
         self.name = name
         self._resolved: tuple[Schema, str] | None = None
         self._kind: str | None = None
+        self._fields: dict[str, tuple[FieldType, bool]] | None = None
+        self._extra: tuple[Schema, tuple[Schema, str], str] | None = None
+        self._item: FieldType | None = None
+        self._list_type: tuple[str, ListKeys] | None = None
+        self._zero: dict[str, Any] | None = None
 
     # -- resolution ----------------------------------------------------------------------------
     def resolved(self) -> tuple[Schema, str]:
         """The schema behind ``$ref``/``allOf`` and the short name of the component it is ("" inline)."""
         if self._resolved is None:
-            schema, type_name = self.schema, ""
-            for _ in range(8):
-                target = _ref_of(schema)
-                if target is None or target not in self.components:
-                    break
-                type_name = target.rsplit(".", 1)[-1]
-                schema = self.components[target]
-            self._resolved = (schema, type_name)
+            self._resolved = _resolve(self.schema, self.components)
         return self._resolved
 
     @property
@@ -155,27 +176,51 @@ class FieldType:
     # -- children ------------------------------------------------------------------------------
     def field(self, key: str) -> tuple[FieldType, bool]:
         """The type of ``key`` in this object and whether it is a declared (named) field."""
+        fields = self._fields
+        if fields is not None:
+            known = fields.get(key)
+            if known is not None:
+                return known
         schema, type_name = self.resolved()
         child_path = f"{self.path}.{key}" if self.path else key
         props = schema.get("properties")
         if isinstance(props, Mapping) and isinstance(props.get(key), Mapping):
-            return self._child(props[key], child_path, type_name, key), True
-        extra = schema.get("additionalProperties")
-        if isinstance(extra, Mapping):
-            return self._child(extra, child_path, type_name, key), False
-        return self._child({}, child_path, type_name, key), False
+            named = self._child(props[key], child_path, type_name, key), True
+            if fields is None:
+                fields = self._fields = {}
+            fields[key] = named
+            return named
+        extra = self._extra
+        if extra is None:
+            value = schema.get("additionalProperties")
+            child_schema: Schema = value if isinstance(value, Mapping) else {}
+            resolved = _resolve(child_schema, self.components)
+            extra = self._extra = (child_schema, resolved, _kind_of(resolved[0], child_schema))
+        child = self._child(extra[0], child_path, type_name, key)
+        child._resolved = extra[1]
+        child._kind = extra[2]
+        return child, False
 
     def item(self) -> FieldType:
         """The type of this list's items."""
-        schema, _ = self.resolved()
-        items = schema.get("items")
-        return self._child(items if isinstance(items, Mapping) else {}, self.path + "[]", self.owner, self.name)
+        item = self._item
+        if item is None:
+            schema, _ = self.resolved()
+            items = schema.get("items")
+            item = self._child(items if isinstance(items, Mapping) else {}, self.path + "[]", self.owner, self.name)
+            self._item = item
+        return item
 
     def _child(self, schema: Schema, path: str, owner: str, name: str) -> FieldType:
         return FieldType(schema, self.components, self.patch, path, owner, name)
 
     def list_type(self) -> tuple[str, ListKeys]:
         """``(atomic|set|map, keys)`` for a list node."""
+        if self._list_type is None:
+            self._list_type = self._compute_list_type()
+        return self._list_type
+
+    def _compute_list_type(self) -> tuple[str, ListKeys]:
         schema, _ = self.resolved()
         declared = self.schema.get("x-kubernetes-list-type") or schema.get("x-kubernetes-list-type")
         if declared in (LIST_ATOMIC, LIST_SET, LIST_MAP):
@@ -194,6 +239,11 @@ class FieldType:
 
     def zero(self) -> dict[str, Any]:
         """The zero value of a struct as upstream's diff sees it: non-pointer structs empty, required lists null."""
+        if self._zero is None:
+            self._zero = self._compute_zero()
+        return _copy_zero(self._zero)
+
+    def _compute_zero(self) -> dict[str, Any]:
         schema, _ = self.resolved()
         out: dict[str, Any] = {}
         props = schema.get("properties")
@@ -208,6 +258,23 @@ class FieldType:
             elif name in required and child.kind == KIND_LIST:
                 out[name] = None  # a required slice has no omitempty: the zero struct says null
         return out
+
+
+def _copy_zero(value: dict[str, Any]) -> dict[str, Any]:
+    """A fresh copy of a zero value (nested dicts and ``None`` only)."""
+    return {k: None if v is None else _copy_zero(v) for k, v in value.items()}
+
+
+def _resolve(schema: Schema, components: Mapping[str, Schema]) -> tuple[Schema, str]:
+    """:meth:`FieldType.resolved` of a node with ``schema``."""
+    type_name = ""
+    for _ in range(8):
+        target = _ref_of(schema)
+        if target is None or target not in components:
+            break
+        type_name = target.rsplit(".", 1)[-1]
+        schema = components[target]
+    return schema, type_name
 
 
 def _ref_of(schema: Schema) -> str | None:

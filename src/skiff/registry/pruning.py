@@ -10,6 +10,11 @@ ONE walker serves both kinds of resource:
   ``$ref``), as apiextensions-apiserver's pruning/algorithm.go does, with
   ``resource=True`` for the root (:func:`skiff.registry.custom.structural.prune`).
 
+(``SchemaFieldChecker`` runs this walker's steps on schemas it compiled once —
+:func:`skiff.apiserver.field_validation._prune_value` — for speed; a rule
+changed here changes there too, and tests/unit/test_field_validation.py checks
+the two against each other.)
+
 ``prune_unknown`` removes unknown fields from the object *in place* and
 returns their paths, in document order, in the decoder's format:
 ``spec.template.spec.containers[0].imagee`` (dots between keys, ``[i]`` for
@@ -44,7 +49,7 @@ is declared; the request fails validation either way.)
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 from skiff.registry.schemas import REF_PREFIX
 
@@ -56,6 +61,11 @@ TYPE_META_AND_METADATA = frozenset({"apiVersion", "kind", "metadata"})
 _NO_COMPONENTS: Mapping[str, Schema] = {}
 
 
+def _is_mapping(value: Any) -> TypeGuard[Schema]:
+    """``isinstance(value, Mapping)``, without the ABC check for the common case (a dict)."""
+    return type(value) is dict or isinstance(value, Mapping)
+
+
 def resolve(schema: Schema, components: Mapping[str, Schema]) -> Schema:
     """Follow ``$ref``/``allOf`` chains to the schema that has the structure."""
     seen = 0
@@ -63,7 +73,9 @@ def resolve(schema: Schema, components: Mapping[str, Schema]) -> Schema:
         target = schema.get("$ref")
         if target is None:
             all_of = schema.get("allOf")
-            if isinstance(all_of, list) and len(all_of) == 1 and isinstance(all_of[0], Mapping):
+            if all_of is None:
+                return schema
+            if isinstance(all_of, list) and len(all_of) == 1 and _is_mapping(all_of[0]):
                 target = all_of[0].get("$ref")
         if not isinstance(target, str) or not target.startswith(REF_PREFIX):
             return schema
@@ -110,7 +122,7 @@ def _prune(
         _prune_object(value, schema, components, path, found, resource=resource, preserve=preserve)
     elif isinstance(value, list):
         items = schema.get("items")
-        if isinstance(items, Mapping):
+        if _is_mapping(items):
             for i, item in enumerate(value):
                 # Upstream's skipPrune: preserve-unknown-fields reaches through lists into their items.
                 _prune(item, items, components, f"{path}[{i}]", found, preserve=preserve)
@@ -128,17 +140,18 @@ def _prune_object(
 ) -> None:
     properties = schema.get("properties")
     additional = schema.get("additionalProperties")
-    if not isinstance(properties, Mapping):
-        if not isinstance(additional, Mapping) and (additional is True or schema.get("type") != "object"):
+    extra = additional if _is_mapping(additional) else None
+    if not _is_mapping(properties):
+        if extra is None and (additional is True or schema.get("type") != "object"):
             return  # a leaf, free-form, or a value of the wrong type
         properties = {}
     for key in list(value):
         if resource and key in TYPE_META_AND_METADATA:
             continue
         child = properties.get(key)
-        if not isinstance(child, Mapping) and isinstance(additional, Mapping):
-            child = additional
-        if isinstance(child, Mapping):
+        if extra is not None and not _is_mapping(child):
+            child = extra
+        if _is_mapping(child):
             _prune(value[key], child, components, _join(path, key), found, preserve=False)
         elif not preserve and additional is not True:
             found.append(_join(path, key))

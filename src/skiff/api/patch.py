@@ -19,13 +19,13 @@ All three leave their inputs untouched and return a new document.
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import jsonpatch  # type: ignore[import-untyped]
 import jsonpointer  # type: ignore[import-untyped]
 
 from skiff.api import strategic_merge
+from skiff.api.copying import deep_copy
 from skiff.api.patch_schema import KindSchema
 from skiff.api.status import ApiError, Details, bad_request, too_large
 
@@ -63,7 +63,7 @@ def apply_json_patch(doc: Any, patch_ops: Any) -> Any:
             "Request entity too large: The allowed maximum operations in a JSON patch is "
             f"{MAX_JSON_PATCH_OPERATIONS}, got {len(patch_ops)}"
         )
-    result = copy.deepcopy(doc)
+    result = deep_copy(doc)
     try:
         for op in patch_ops:
             result = jsonpatch.JsonPatch([_as_applied_upstream(result, op)]).apply(result, in_place=True)
@@ -100,8 +100,8 @@ def apply_merge_patch(doc: Any, patch: Any) -> Any:
         raise bad_request("Invalid JSON Patch")
     if not isinstance(doc, dict):
         raise bad_request("Invalid JSON Document")
-    out = copy.deepcopy(doc)
-    _merge_docs(out, copy.deepcopy(patch))
+    out = deep_copy(doc)
+    _merge_docs(out, deep_copy(patch))
     return out
 
 
@@ -131,11 +131,11 @@ def _prune_nulls(value: Any) -> Any:
 def apply_strategic_merge_patch(doc: dict[str, Any], patch: Any, schema: KindSchema) -> dict[str, Any]:
     """Apply a strategic merge patch to a copy of ``doc`` using ``schema`` (from patch_schema)."""
     if patch is None:
-        return copy.deepcopy(doc)
+        return deep_copy(doc)
     if not isinstance(patch, dict):
         raise _unmarshal_error(patch, "map[string]interface {}")
     try:
-        return strategic_merge.merge(copy.deepcopy(doc), copy.deepcopy(patch), schema)
+        return strategic_merge.merge(deep_copy(doc), deep_copy(patch), schema)
     except strategic_merge.SmpError as err:
         if err.code == 400:
             raise bad_request(err.message) from None

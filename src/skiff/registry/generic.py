@@ -50,6 +50,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 
+from skiff.api.copying import deep_copy
 from skiff.api.name_rules import name_is_path_segment
 from skiff.api.status import MODIFIED, ApiError, Cause, already_exists, bad_request, conflict, invalid, not_found
 from skiff.registry import deletion, managed_fields, validation
@@ -70,7 +71,6 @@ from skiff.registry.metadata import (
     bump_generation,
     carry_update_metadata,
     decode,
-    deep_copy,
     encode,
     ensure_namespace,
     fill_create_metadata,

@@ -18,12 +18,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 
+from skiff.api.copying import deep_copy
 from skiff.api.status import ApiError, not_found
 from skiff.apiserver.crds.naming import TERMINATING, set_condition
 from skiff.registry import deletion
 from skiff.registry.generic import GenericRegistry
 from skiff.registry.listing import ListQuery, list_envelope
-from skiff.registry.metadata import deep_copy, format_time, metadata_of
+from skiff.registry.metadata import format_time, metadata_of
 from skiff.registry.resource import Obj
 
 CLEANUP_FINALIZER = "customresourcecleanup.apiextensions.k8s.io"

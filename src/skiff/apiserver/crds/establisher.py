@@ -44,6 +44,7 @@ from datetime import datetime
 
 import orjson
 
+from skiff.api.copying import deep_copy
 from skiff.api.status import ApiError, not_found
 from skiff.apiserver.crds.crd_registry import CLEANUP_FINALIZER, CrdRegistry
 from skiff.apiserver.crds.naming import TERMINATING, calculate_names, established_status, set_condition
@@ -55,7 +56,7 @@ from skiff.registry.encrypted_store import storage_for
 from skiff.registry.encryption import EncryptionConfig
 from skiff.registry.generic import GenericRegistry
 from skiff.registry.listing import ListQuery
-from skiff.registry.metadata import deep_copy, metadata_of, utc_now
+from skiff.registry.metadata import metadata_of, utc_now
 from skiff.registry.resource import Obj, ResourceInfo
 from skiff.registry.watch_cache import WatchCache
 from skiff.store.errors import StoreError

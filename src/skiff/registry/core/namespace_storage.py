@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from skiff.api.copying import deep_copy
 from skiff.api.status import conflict
 from skiff.registry import deletion
 from skiff.registry.admission.chain import Operation
@@ -34,7 +35,6 @@ from skiff.registry.core.namespace import NamespaceStrategy
 from skiff.registry.generic import GenericRegistry
 from skiff.registry.metadata import (
     decode,
-    deep_copy,
     encode,
     format_time,
     metadata_of,

@@ -103,7 +103,7 @@ class FakeReader:
         self.reads.append((group, plural, namespace, name))
         return self.secret
 
-    async def list(self, group: str, plural: str, namespace: str) -> list[dict[str, Any]]:
+    async def list(self, group: str, plural: str, namespace: str, *, fresh: bool = True) -> list[dict[str, Any]]:
         return []
 
 

@@ -49,7 +49,7 @@ class FakeReader:
                 return obj
         return None
 
-    async def list(self, group: str, plural: str, namespace: str) -> list[Obj]:
+    async def list(self, group: str, plural: str, namespace: str, *, fresh: bool = True) -> list[Obj]:
         items = self.objects.get((group, plural), [])
         return [o for o in items if not namespace or o["metadata"].get("namespace", "") == namespace]
 

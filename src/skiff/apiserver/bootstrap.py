@@ -75,10 +75,14 @@ class ServedReader:
                 return None
             raise
 
-    async def list(self, group: str, plural: str, namespace: str) -> list[Obj]:
+    async def list(self, group: str, plural: str, namespace: str, *, fresh: bool = True) -> list[Obj]:
         served = self._find(group, plural)
         if served is None:
             return []
+        if not fresh and isinstance(served.registry, GenericRegistry):
+            cached = served.registry.cached_list(namespace or None)
+            if cached is not None:
+                return cached
         result = await served.registry.list(namespace or None, ListQuery())
         return list(result.get("items") or [])
 

@@ -243,6 +243,12 @@ class GenericRegistry:
         cached = self.cache.cached(self._key(self._namespace(namespace), name).decode())
         return None if cached is None else cached.obj
 
+    def cached_list(self, namespace: str | None) -> list[Obj] | None:
+        """The watch cache's objects (an informer lister's view); None until the cache is synced."""
+        if not self.cache.ready:
+            return None
+        return [cached.obj for cached in self.cache.snapshot(namespace)[1]]
+
     # -- update and patch ------------------------------------------------------------------------
     async def update(
         self, namespace: str | None, name: str, obj: Obj, *, subresource: str = "", dry_run: bool = False

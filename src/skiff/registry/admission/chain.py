@@ -82,8 +82,12 @@ class ObjectReader(Protocol):
         """
         ...
 
-    async def list(self, group: str, plural: str, namespace: str) -> list[Obj]:
-        """Every object of the resource in ``namespace`` ("" = all or cluster-scoped)."""
+    async def list(self, group: str, plural: str, namespace: str, *, fresh: bool = True) -> list[Obj]:
+        """Every object of the resource in ``namespace`` ("" = all or cluster-scoped).
+
+        ``fresh=False`` takes the watch cache's view without waiting for it to
+        catch up with the store (an informer lister's), when the cache is synced.
+        """
         ...
 
 

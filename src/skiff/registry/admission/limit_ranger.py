@@ -16,6 +16,7 @@ Pod updates are not limited (containers are immutable), as upstream.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -25,6 +26,10 @@ from skiff.registry.admission.chain import Attributes, ObjectReader, Operation, 
 
 ANNOTATION = "kubernetes.io/limit-ranger"
 ResourceList = dict[str, Quantity]
+
+#: Upstream's liveTTL and LRU size for live LimitRange lookups.
+LIVE_TTL_S = 30.0
+LIVE_CACHE_SIZE = 10_000
 
 
 def _quantities(raw: Any) -> ResourceList:
@@ -199,6 +204,8 @@ def claim_violations(claim: dict[str, Any], limit_range: dict[str, Any]) -> list
 class LimitRanger(PluginBase):
     def __init__(self, reader: ObjectReader) -> None:
         self.reader = reader
+        #: namespace -> (expiry, live read): upstream's liveLookupCache, for namespaces the cache shows none in.
+        self._live: dict[str, tuple[float, list[dict[str, Any]]]] = {}
 
     def _applies(self, attrs: Attributes) -> bool:
         if attrs.subresource or attrs.obj is None or not attrs.namespace:
@@ -208,7 +215,20 @@ class LimitRanger(PluginBase):
         return attrs.is_kind("", "PersistentVolumeClaim") and attrs.operation in (Operation.CREATE, Operation.UPDATE)
 
     async def _ranges(self, namespace: str) -> Iterable[dict[str, Any]]:
-        return await self.reader.list("", "limitranges", namespace)
+        """Upstream's lookup: the lister (watch cache); when it has none for the namespace, a live read,
+        remembered for LIVE_TTL_S (a LimitRange created a moment ago applies at once)."""
+        cached = await self.reader.list("", "limitranges", namespace, fresh=False)
+        if cached:
+            return cached
+        now = time.monotonic()
+        hit = self._live.get(namespace)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        live = await self.reader.list("", "limitranges", namespace)
+        if len(self._live) >= LIVE_CACHE_SIZE:
+            self._live.clear()
+        self._live[namespace] = (now + LIVE_TTL_S, live)
+        return live
 
     async def admit(self, attrs: Attributes) -> None:
         if not self._applies(attrs) or not attrs.is_kind("", "Pod"):

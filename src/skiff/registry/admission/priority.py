@@ -81,8 +81,10 @@ class Priority(PluginBase):
             spec["preemptionPolicy"] = policy
 
     async def _global_default(self) -> dict[str, Any] | None:
-        """getDefaultPriorityClass: the global default with the lowest value."""
-        defaults = [pc for pc in await self.reader.list(GROUP, "priorityclasses", "") if pc.get("globalDefault")]
+        """getDefaultPriorityClass: the global default with the lowest value (from the cache, as upstream's lister)."""
+        defaults = [
+            pc for pc in await self.reader.list(GROUP, "priorityclasses", "", fresh=False) if pc.get("globalDefault")
+        ]
         return min(defaults, key=lambda pc: int(pc.get("value") or 0), default=None)
 
     async def validate(self, attrs: Attributes) -> None:

@@ -13,14 +13,11 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
 from skiff.apiserver.metrics import ApiMetrics
 from skiff.client import ApiError, WatchEvent
+from skiff.density.api_latency import WATCH_DELAY, ApiLatency, histogram_quantile, parse_metrics
 from skiff.density.observe import (
-    WATCH_DELAY,
-    ApiLatency,
     PodTracker,
     ProcessSampler,
-    histogram_quantile,
     is_running,
-    parse_metrics,
     percentile,
     read_usage,
     scheduler_throughput,

@@ -11,8 +11,9 @@ import pytest
 from test_observe import FakeClock, exposition, observe_request, pod
 
 from skiff.apiserver.metrics import ApiMetrics
+from skiff.density.api_latency import ApiLatency, Scrape, parse_metrics
 from skiff.density.config import DensityConfig
-from skiff.density.observe import ApiLatency, PodTracker, ProcessSampler, Scrape, parse_metrics
+from skiff.density.observe import PodTracker, ProcessSampler
 from skiff.density.report import REQUIRED_KEYS, build_report, render_markdown, write_report
 
 PHASES = {"nodes_ready": 12.5, "create": 25.0, "running": 1.5, "churn": 10.0, "delete": 8.0}

@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from skiff.density.api_latency import ApiLatency
 from skiff.density.config import DensityConfig
-from skiff.density.observe import ApiLatency, PodTracker, ProcessSampler, percentile, scheduler_throughput
+from skiff.density.observe import PodTracker, ProcessSampler, percentile, scheduler_throughput
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

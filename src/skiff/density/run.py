@@ -18,9 +18,10 @@ from typing import Any
 
 from skiff.client import ApiClient, ClientConfig
 from skiff.client.resources import NODES
+from skiff.density.api_latency import ApiLatency
 from skiff.density.cluster import Cluster, running_cluster
 from skiff.density.config import DensityConfig
-from skiff.density.observe import ApiLatency, PodTracker, ProcessSampler
+from skiff.density.observe import PodTracker, ProcessSampler
 from skiff.density.report import build_report, write_report
 from skiff.density.workload import Churn, create_deployments, delete_all, ensure_namespaces, plan_deployments
 

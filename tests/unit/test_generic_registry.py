@@ -485,6 +485,24 @@ async def test_watch_without_resource_version_starts_with_the_current_objects(en
         assert int(rv(event["object"])) == (await env.store.status()).revision > int(rv(last))
 
 
+async def test_a_coalesced_watch_joins_waiting_lines_in_order(env: Env) -> None:
+    """coalesce=True: the initial ADDED lines and events that queued up meanwhile come several to an item."""
+    reg = await env.registry(CONFIGMAPS)
+    for name in "ab":
+        await reg.create("default", cm(name))
+    stream: Any = await reg.watch("default", ListQuery(), coalesce=True)
+    try:
+        first = await asyncio.wait_for(anext(stream), 10)
+        assert [summary(json.loads(line)) for line in first.splitlines()] == [("ADDED", "a"), ("ADDED", "b")]
+        for name in "cde":  # written while the consumer is not reading: they queue up
+            await reg.create("default", cm(name))
+        batch = await asyncio.wait_for(anext(stream), 10)
+        assert batch.endswith(b"\n")
+        assert [summary(json.loads(line)) for line in batch.splitlines()] == [("ADDED", n) for n in "cde"]
+    finally:
+        await stream.aclose()
+
+
 async def test_watch_from_a_resource_version_replays_what_followed(env: Env) -> None:
     reg = await env.registry(CONFIGMAPS)
     a = await reg.create("default", cm("a"))

@@ -190,8 +190,9 @@ async def list_(call: Call) -> web.StreamResponse:
 async def watch(call: Call) -> web.StreamResponse:
     q = query.list_query(call.request.query, name=call.ri.name)
     # Bad options raise here, before the stream starts: a plain error response, as upstream.
-    lines = await call.served.registry.watch(call.namespace, q)
     shape = resource_shape(call.request.headers.get("Accept"))
+    # Lines written as they are may come several to an item (fewer, larger writes); transformed ones one by one.
+    lines = await call.served.registry.watch(call.namespace, q, coalesce=shape.shape is Shape.OBJECT)
     transform: EventObjectTransform | None = None
     if shape.shape is Shape.TABLE:
         include = tables.include_policy(call.request.query.get("includeObject"))

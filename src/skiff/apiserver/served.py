@@ -48,7 +48,9 @@ class ResourceRegistry(Protocol):
         self, namespace: str | None, q: ListQuery, options: Obj | None, *, dry_run: bool = False
     ) -> Obj: ...
 
-    async def watch(self, namespace: str | None, q: ListQuery) -> AsyncIterator[bytes]: ...
+    async def watch(self, namespace: str | None, q: ListQuery, *, coalesce: bool = False) -> AsyncIterator[bytes]:
+        """Wire lines; with ``coalesce`` an item may be several whole lines (for a caller that only writes them)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -135,6 +135,10 @@ class CacheWatcher:
             return self._pop()
         return None
 
+    def take(self) -> bytes | None:
+        """The next queued line without waiting; None when there is none."""
+        return self._pop() if self._queue else None
+
     def _pop(self) -> bytes:
         received = self._received.popleft()
         if received:

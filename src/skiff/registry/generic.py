@@ -495,7 +495,7 @@ class GenericRegistry:
         return namespace or selection.namespace or None
 
     # -- watch -----------------------------------------------------------------------------------
-    async def watch(self, namespace: str | None, q: ListQuery) -> AsyncIterator[bytes]:
+    async def watch(self, namespace: str | None, q: ListQuery, *, coalesce: bool = False) -> AsyncIterator[bytes]:
         validate_list_query(q, watch=True)
         selection = compile_selection(q, self.info)
         ns = self._scope(namespace, selection)
@@ -523,6 +523,7 @@ class GenericRegistry:
             initial_events_end=initial_end,
             bookmarks=q.allow_watch_bookmarks,
             timeout=timeout,
+            coalesce=coalesce,
         )
 
 

@@ -86,8 +86,8 @@ class CrdRegistry:
             namespace, name, mutate, subresource=subresource, dry_run=dry_run, create_if_missing=create_if_missing
         )
 
-    async def watch(self, namespace: str | None, q: ListQuery) -> AsyncIterator[bytes]:
-        return await self.inner.watch(namespace, q)
+    async def watch(self, namespace: str | None, q: ListQuery, *, coalesce: bool = False) -> AsyncIterator[bytes]:
+        return await self.inner.watch(namespace, q, coalesce=coalesce)
 
     async def delete(
         self, namespace: str | None, name: str, options: Obj | None, *, dry_run: bool = False

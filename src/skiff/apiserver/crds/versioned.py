@@ -130,11 +130,10 @@ class VersionedRegistry:
     ) -> Obj:
         return self._out_list(await self.inner.delete_collection(namespace, q, options, dry_run=dry_run))
 
-    async def watch(self, namespace: str | None, q: ListQuery) -> AsyncIterator[bytes]:
-        lines = await self.inner.watch(namespace, q)
+    async def watch(self, namespace: str | None, q: ListQuery, *, coalesce: bool = False) -> AsyncIterator[bytes]:
         if not self._converts and self.inner.info.version == self.info.version:
-            return lines
-        return self._convert_lines(lines)
+            return await self.inner.watch(namespace, q, coalesce=coalesce)
+        return self._convert_lines(await self.inner.watch(namespace, q))  # converted line by line
 
     async def _convert_lines(self, lines: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         async for line in lines:

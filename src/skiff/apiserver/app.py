@@ -135,9 +135,11 @@ class ApiApp:
         labels = labels_of(ri, request.method)
         kind = "mutating" if ri is not None and ri.verb in MUTATING else "readOnly"
         long_running = ri is not None and ri.verb == "watch"
-        self.metrics.inflight.labels(kind).inc()
+        m = self.metrics
+        values = tuple(labels.values())
+        m.child(m.inflight, kind).inc()
         if long_running:
-            self.metrics.longrunning.labels(**labels).inc()
+            m.child(m.longrunning, *values).inc()
         code = 500
         response: web.StreamResponse | None = None
         try:
@@ -163,12 +165,12 @@ class ApiApp:
         finally:
             if record is not None:
                 await self._audit_complete(request, record, code, response)
-            self.metrics.inflight.labels(kind).dec()
+            m.child(m.inflight, kind).dec()
             if long_running:
-                self.metrics.longrunning.labels(**labels).dec()
+                m.child(m.longrunning, *values).dec()
             else:
-                self.metrics.latency.labels(**labels).observe(time.monotonic() - started)
-            self.metrics.requests.labels(**labels, component="apiserver", code=str(code)).inc()
+                m.child(m.latency, *values).observe(time.monotonic() - started)
+            m.child(m.requests, *values, "apiserver", str(code)).inc()
 
     async def _authenticate_and_authorize(
         self, request: web.Request, ri: RequestInfo | None, record: audit_mod.AuditRecord | None = None

@@ -116,8 +116,11 @@ async def test_informer_keeps_a_cache_and_calls_handlers(client: ApiClient) -> N
     try:
         await asyncio.wait_for(factory.wait_synced(), 20)
         assert informer.get("default/inf-before") is not None
-        await client.create(CONFIGMAPS, cm("inf-after", colour="red"))
+        created = await client.create(CONFIGMAPS, cm("inf-after", colour="red"))
         await until(lambda: ("add", "default/inf-after") in calls)
+        # The server tracks managedFields; the cache leaves them out (client-go's TransformStripManagedFields).
+        assert created["metadata"]["managedFields"]
+        assert all("managedFields" not in o["metadata"] for o in informer.list())
         assert [o["metadata"]["name"] for o in informer.by_index("by-data", "colour")] == ["inf-after"]
         await client.patch(CONFIGMAPS, "inf-after", {"data": {"colour": None, "size": "l"}}, "default")
         await until(lambda: ("update", "default/inf-after") in calls)

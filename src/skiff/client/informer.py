@@ -8,6 +8,11 @@ Handlers are plain callables run on the event loop in event order; they
 should only enqueue keys (STYLE.md, "A controller").  ``on_delete`` gets the
 last state we knew.  Indexes map index values to keys and stay consistent
 with the cache at every callback.
+
+Cached objects carry no ``metadata.managedFields`` (client-go's
+TransformStripManagedFields, which kube-scheduler and the
+controller-manager install): no controller reads them, they are often a
+third of an object, and an update sent without them keeps the stored ones.
 """
 
 from __future__ import annotations
@@ -205,6 +210,7 @@ class Informer:
     # -- cache mutation ----------------------------------------------------------------------------
 
     def _upsert(self, key: str, obj: Obj) -> None:
+        _strip_managed_fields(obj)
         old = self._items.get(key)
         if old is not None and _rv(old) == _rv(obj):
             return
@@ -220,6 +226,8 @@ class Informer:
         old = self._items.pop(key, None)
         if old is None:
             return
+        if final is not None:
+            _strip_managed_fields(final)
         self._reindex(key, old, None)
         for h in self._handlers:
             if h.on_delete:
@@ -236,6 +244,12 @@ class Informer:
                         del index[value]
             for value in func(new) if new is not None else ():
                 index.setdefault(value, set()).add(key)
+
+
+def _strip_managed_fields(obj: Obj) -> None:
+    meta = obj.get("metadata")
+    if isinstance(meta, dict):
+        meta.pop("managedFields", None)
 
 
 def _rv(obj: Obj) -> Any:

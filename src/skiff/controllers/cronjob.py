@@ -28,8 +28,12 @@ from skiff.client.controller import Controller, ControllerContext
 from skiff.client.resources import CRONJOBS, JOBS
 from skiff.client.timefmt import parse_rfc3339, rfc3339
 from skiff.controllers import cronjob_schedule as cs
-from skiff.controllers.controller_ref import get_controller_of, new_controller_ref
-from skiff.controllers.daemonset import CONTROLLER_UID_INDEX, controller_uid_index
+from skiff.controllers.controller_ref import (
+    CONTROLLER_UID_INDEX,
+    controller_uid_index,
+    get_controller_of,
+    new_controller_ref,
+)
 from skiff.controllers.job_status import has_condition, is_finished
 from skiff.controllers.manager import ControllerSpec
 

@@ -27,9 +27,11 @@ from skiff.client.controller import Controller, ControllerContext
 from skiff.client.informer import Informer, meta_key
 from skiff.client.resources import CONTROLLERREVISIONS, DAEMONSETS, NODES, PODS, STATEFULSETS
 from skiff.controllers.controller_ref import (
+    CONTROLLER_UID_INDEX,
     ClaimAction,
     adopt,
     claim_action,
+    controller_uid_index,
     get_controller_of,
     new_controller_ref,
     release,
@@ -56,16 +58,9 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 KIND = "DaemonSet"
 API_VERSION = "apps/v1"
-CONTROLLER_UID_INDEX = "controller-uid"
 NAMESPACE_INDEX = "namespace"
 FAILED_BACKOFF_MIN_S = 1.0
 FAILED_BACKOFF_MAX_S = 15 * 60.0
-
-
-def controller_uid_index(obj: Obj) -> list[str]:
-    """Index objects by the uid of their controller reference."""
-    ref = get_controller_of(obj)
-    return [str(ref["uid"])] if ref and ref.get("uid") else []
 
 
 def namespace_index(obj: Obj) -> list[str]:

@@ -31,9 +31,11 @@ from skiff.client import is_already_exists, is_conflict, is_not_found
 from skiff.client.controller import ControllerContext
 from skiff.client.resources import DEPLOYMENTS, PODS, REPLICASETS
 from skiff.controllers.controller_ref import (
+    CONTROLLER_UID_INDEX,
     ClaimAction,
     adopt,
     claim_action,
+    controller_uid_index,
     get_controller_of,
     is_controlled_by,
     new_controller_ref,
@@ -82,6 +84,7 @@ class DeploymentController(DeploymentStrategies):
         self.replicasets.add_index(NAMESPACE_INDEX, namespace_index)
         self.pods = self.informers.informer(PODS)
         self.pods.add_index(NAMESPACE_INDEX, namespace_index)
+        self.pods.add_index(CONTROLLER_UID_INDEX, controller_uid_index)
         self.deployments.add_handler(self.enqueue_obj, lambda _o, new: self.enqueue_obj(new), self.enqueue_obj)
         self.replicasets.add_handler(self._rs_changed, self._rs_updated, self._rs_changed)
         self.pods.add_handler(on_delete=self._pod_deleted)
@@ -207,10 +210,8 @@ class DeploymentController(DeploymentStrategies):
     def _pods_by_rs(self, d: Obj, rs_list: list[Obj]) -> dict[str, list[Obj]]:
         uids = {rs["metadata"]["uid"] for rs in rs_list}
         by_rs: dict[str, list[Obj]] = {uid: [] for uid in uids}
-        for pod in self.pods.by_index(NAMESPACE_INDEX, d["metadata"].get("namespace", "")):
-            ref = get_controller_of(pod)
-            if ref is not None and ref.get("uid") in uids:
-                by_rs[str(ref["uid"])].append(pod)
+        for uid in uids:
+            by_rs[uid] = self.pods.by_index(CONTROLLER_UID_INDEX, uid)
         return by_rs
 
     async def _check_paused_conditions(self, d: Obj) -> None:

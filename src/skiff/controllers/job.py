@@ -33,8 +33,12 @@ from skiff.client.informer import meta_key
 from skiff.client.resources import JOBS, PODS
 from skiff.client.timefmt import parse_rfc3339, rfc3339
 from skiff.controllers import job_status as js
-from skiff.controllers.controller_ref import get_controller_of, new_controller_ref
-from skiff.controllers.daemonset import CONTROLLER_UID_INDEX, controller_uid_index
+from skiff.controllers.controller_ref import (
+    CONTROLLER_UID_INDEX,
+    controller_uid_index,
+    get_controller_of,
+    new_controller_ref,
+)
 from skiff.controllers.expectations import ControllerExpectations
 from skiff.controllers.manager import ControllerSpec
 from skiff.controllers.pod_control import create_pod, delete_pod, pod_from_template

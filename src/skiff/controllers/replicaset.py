@@ -30,7 +30,16 @@ from skiff.client import Resource, is_conflict, is_not_found
 from skiff.client.controller import Controller, ControllerContext
 from skiff.client.informer import meta_key
 from skiff.client.resources import PODS, REPLICASETS
-from skiff.controllers.controller_ref import ClaimAction, adopt, claim_action, get_controller_of, new_controller_ref
+from skiff.controllers.controller_ref import (
+    CONTROLLER_OR_ORPHAN_INDEX,
+    ClaimAction,
+    adopt,
+    claim_action,
+    controller_or_orphan_index,
+    get_controller_of,
+    new_controller_ref,
+    orphan_key,
+)
 from skiff.controllers.controller_ref import release as release_ref
 from skiff.controllers.expectations import ControllerExpectations
 from skiff.controllers.manager import ControllerSpec
@@ -48,11 +57,6 @@ NAMESPACE_INDEX = "namespace"
 
 def namespace_index(obj: Obj) -> list[str]:
     return [str((obj.get("metadata") or {}).get("namespace") or "")]
-
-
-def controller_uid_index(obj: Obj) -> list[str]:
-    ref = get_controller_of(obj)
-    return [str(ref["uid"])] if ref and ref.get("uid") else []
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,7 @@ class ReplicaSetController(Controller):
         self.owners.add_index(NAMESPACE_INDEX, namespace_index)
         self.pods = self.informers.informer(PODS)
         self.pods.add_index(NAMESPACE_INDEX, namespace_index)
+        self.pods.add_index(CONTROLLER_OR_ORPHAN_INDEX, controller_or_orphan_index)
         self.owners.add_handler(self.enqueue_obj, lambda _old, new: self.enqueue_obj(new), self._owner_deleted)
         self.pods.add_handler(self._pod_added, self._pod_updated, self._pod_deleted)
 
@@ -182,7 +187,7 @@ class ReplicaSetController(Controller):
             self.recorder.event(owner, "Warning", "SelectorParsingFailed", err.message)
             return
         namespace = owner["metadata"].get("namespace", "")
-        candidates = [p for p in self.pods.by_index(NAMESPACE_INDEX, namespace) if is_pod_active(p)]
+        candidates = [p for p in self._own_and_orphan_pods(owner, namespace) if is_pod_active(p)]
         pods = await self._claim_pods(owner, selector, candidates)
         failure: tuple[str, str] | None = None
         error: Exception | None = None
@@ -204,6 +209,11 @@ class ReplicaSetController(Controller):
                 self.queue.add_after(key, min_ready)
         if error is not None:
             raise error
+
+    def _own_and_orphan_pods(self, owner: Obj, namespace: str) -> list[Obj]:
+        """The pods a claim can keep, release or adopt (FilterPodsByOwner): ours and the namespace's orphans."""
+        index = CONTROLLER_OR_ORPHAN_INDEX
+        return self.pods.by_index(index, owner["metadata"]["uid"]) + self.pods.by_index(index, orphan_key(namespace))
 
     async def _claim_pods(self, owner: Obj, selector: LabelSelector, pods: list[Obj]) -> list[Obj]:
         """ClaimPods: keep ours, adopt matching orphans (after re-checking the owner), release the rest."""
@@ -294,8 +304,7 @@ class ReplicaSetController(Controller):
             sib_ref = get_controller_of(sibling)
             if sib_ref is None or sib_ref.get("uid") != parent.get("uid"):
                 continue
-            uid = sibling["metadata"]["uid"]
-            related += [p for p in self.pods.by_index(NAMESPACE_INDEX, ns) if controller_uid_index(p) == [uid]]
+            related += self.pods.by_index(CONTROLLER_OR_ORPHAN_INDEX, sibling["metadata"]["uid"])
         return related
 
     async def _write_status(self, owner: Obj, status: Obj) -> Obj:

@@ -20,13 +20,17 @@ from skiff.api.status import ApiError
 from skiff.client.controller import Controller, ControllerContext
 from skiff.client.resources import CONTROLLERREVISIONS, PERSISTENTVOLUMECLAIMS, PODS, STATEFULSETS
 from skiff.controllers import statefulset_pods as sp
-from skiff.controllers.controller_ref import get_controller_of, new_controller_ref, owner_refs_with
-from skiff.controllers.daemonset import (
+from skiff.controllers.controller_ref import (
     CONTROLLER_UID_INDEX,
+    controller_uid_index,
+    get_controller_of,
+    new_controller_ref,
+    owner_refs_with,
+)
+from skiff.controllers.daemonset import (
     NAMESPACE_INDEX,
     claim_candidates,
     claim_pods,
-    controller_uid_index,
     enqueue_selecting,
     namespace_index,
 )

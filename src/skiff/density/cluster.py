@@ -92,7 +92,8 @@ class Cluster:
                 "sim",
                 "nodes",
                 "--kubeconfig",
-                str(self.kubeconfigs[-1]),
+                # Spread over the API servers from the last one (the first serves the harness and controllers).
+                str(self.kubeconfigs[-1 - (first // NODES_PER_SIM_PROCESS) % len(self.kubeconfigs)]),
                 "--count",
                 str(min(NODES_PER_SIM_PROCESS, count - first)),
                 "--first-index",

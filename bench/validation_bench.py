@@ -25,6 +25,7 @@ from typing import Any
 from skiff.apiserver import bodies
 from skiff.apiserver.field_validation import CheckedPatch, SchemaFieldChecker
 from skiff.apiserver.negotiation import STRATEGIC_MERGE_PATCH
+from skiff.kubelet.hollow import HollowNodes
 from skiff.registry.builtin import find
 from skiff.registry.resource import ResourceInfo
 from skiff.registry.schemas import builtin_schemas
@@ -187,71 +188,17 @@ def patched_pod() -> dict[str, Any]:
 
 
 def node_status() -> dict[str, Any]:
-    """A hollow kubelet's Node status update (the whole Node)."""
-    capacity = {"cpu": "32", "memory": "256Gi", "pods": "110"}
-    conditions = [
-        {
-            "type": kind,
-            "status": status,
-            "reason": reason,
-            "message": f"hollow kubelet: {reason}",
-            "lastHeartbeatTime": NOW,
-            "lastTransitionTime": NOW,
-        }
-        for kind, status, reason in (
-            ("Ready", "True", "KubeletReady"),
-            ("MemoryPressure", "False", "KubeletHasSufficientMemory"),
-            ("DiskPressure", "False", "KubeletHasNoDiskPressure"),
-            ("PIDPressure", "False", "KubeletHasSufficientPID"),
+    """A hollow kubelet's Node status update (the whole Node, as skiff.kubelet.hollow builds it)."""
+    node: dict[str, Any] = HollowNodes(None, 18).node_body("hollow-17")  # type: ignore[arg-type]
+    node["metadata"].update(uid=UID, resourceVersion="98765", creationTimestamp=NOW)
+    node["metadata"]["managedFields"] = [
+        _managed(
+            "hollow-kubelet",
+            "Update",
+            {"f:metadata": {"f:labels": {".": {}, "f:kubernetes.io/hostname": {}}}, "f:status": {}},
         )
     ]
-    return {
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": {
-            "name": "hollow-17",
-            "uid": UID,
-            "resourceVersion": "98765",
-            "creationTimestamp": NOW,
-            "labels": {
-                "kubernetes.io/hostname": "hollow-17",
-                "kubernetes.io/os": "linux",
-                "kubernetes.io/arch": "amd64",
-                "skiff.dev/hollow": "true",
-            },
-            "managedFields": [
-                _managed(
-                    "hollow-kubelet",
-                    "Update",
-                    {"f:metadata": {"f:labels": {".": {}, "f:kubernetes.io/hostname": {}}}, "f:status": {}},
-                )
-            ],
-        },
-        "spec": {"podCIDR": "10.128.4.0/24", "podCIDRs": ["10.128.4.0/24"]},
-        "status": {
-            "capacity": capacity,
-            "allocatable": dict(capacity),
-            "conditions": conditions,
-            "addresses": [
-                {"type": "InternalIP", "address": "10.64.0.18"},
-                {"type": "Hostname", "address": "hollow-17"},
-            ],
-            "daemonEndpoints": {"kubeletEndpoint": {"Port": 0}},
-            "nodeInfo": {
-                "kubeletVersion": "v1.32.0",
-                "kubeProxyVersion": "v1.32.0",
-                "operatingSystem": "linux",
-                "architecture": "amd64",
-                "containerRuntimeVersion": "hollow://0",
-                "osImage": "Skiff hollow node",
-                "kernelVersion": "",
-                "machineID": "",
-                "systemUUID": "",
-                "bootID": "",
-            },
-            "phase": "Running",
-        },
-    }
+    return node
 
 
 def lease_update() -> dict[str, Any]:

@@ -71,6 +71,7 @@ from skiff.apiserver.serviceaccount_tokens import (
     ServiceAccountTokens,
     is_token_request,
 )
+from skiff.registry.request_user import CURRENT_USER
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +186,7 @@ class ApiApp:
         if user is None:
             raise unauthorized()
         request[_USER_KEY] = user
+        CURRENT_USER.set(user)
         if record is not None:
             self._audit_received(request, record, user)
         if is_public_path(request.path):

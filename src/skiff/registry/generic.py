@@ -83,6 +83,7 @@ from skiff.registry.metadata import (
     set_type_meta,
     utc_now,
 )
+from skiff.registry.request_user import current_user
 from skiff.registry.resource import Obj, ResourceInfo
 from skiff.registry.watch_cache import WatchCache, too_large_resource_version
 from skiff.registry.watch_events import error_line
@@ -172,6 +173,7 @@ class GenericRegistry:
             old,
             subresource,
             dry_run,
+            current_user(),
         )
 
     # -- create ---------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from skiff.api.status import ApiError, Cause, forbidden
+from skiff.registry.request_user import RequestUser
 from skiff.registry.resource import Obj, ResourceInfo
 
 
@@ -44,8 +45,8 @@ class Attributes:
 
     ``obj`` is the object about to be written (None on delete) and may be
     mutated by mutating plugins; ``old`` is the stored object on update.
-    ``user`` is reserved for the requesting user once the HTTP layer passes
-    it down (no plugin here needs it yet).
+    ``user`` is the requesting user (``request_user.CURRENT_USER``; None for
+    the API server's own writes).
     """
 
     operation: Operation
@@ -56,7 +57,7 @@ class Attributes:
     old: Obj | None = None
     subresource: str = ""
     dry_run: bool = False
-    user: object | None = None
+    user: RequestUser | None = None
 
     def is_kind(self, group: str, kind: str) -> bool:
         return self.info.group == group and self.info.kind == kind

@@ -16,19 +16,23 @@ Authentication, as kube-apiserver's union authenticator:
 
 Authenticated users also get ``system:authenticated``, as upstream adds.
 
-Authorization goes through one ``Authorizer``.  Today's ``AllowAuthenticated``
-allows every authenticated user; RBAC (issue F) replaces it behind the same
-protocol, and SelfSubjectAccessReview asks the same object.
+Authorization goes through one ``Authorizer``: by default ``Node,RBAC``
+(kube-apiserver's ``--authorization-mode``), a ``UnionAuthorizer`` of the
+Node authorizer (``apiserver.node_authorizer``) and RBAC (``apiserver.rbac``);
+``AlwaysAllow`` lets every authenticated user do everything.  The access and
+rules reviews ask the same object.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
+
+from skiff.api.status import ApiError, Details, forbidden
 
 ANONYMOUS_USER = "system:anonymous"
 UNAUTHENTICATED_GROUP = "system:unauthenticated"
@@ -248,7 +252,7 @@ class Authorizer(Protocol):
 
 
 class AllowAuthenticated:
-    """Every authenticated user may do everything (until RBAC)."""
+    """Every authenticated user may do everything (``--authorization-mode AlwaysAllow``)."""
 
     def authorize(self, user: UserInfo, attributes: Attributes) -> tuple[bool, str]:
         if AUTHENTICATED_GROUP in user.groups:
@@ -265,6 +269,37 @@ class AllowAuthenticated:
         )
 
 
+class UnionAuthorizer:
+    """Asks each authorizer in turn; the first that allows decides (upstream's union of modes).
+
+    No authorizer denies outright (Node and RBAC only allow or have no
+    opinion), so a refusal carries every reason given, comma-joined."""
+
+    def __init__(self, authorizers: Sequence[Authorizer]) -> None:
+        self.authorizers = tuple(authorizers)
+
+    def authorize(self, user: UserInfo, attributes: Attributes) -> tuple[bool, str]:
+        reasons: list[str] = []
+        for authorizer in self.authorizers:
+            allowed, reason = authorizer.authorize(user, attributes)
+            if allowed:
+                return True, reason
+            if reason:
+                reasons.append(reason)
+        return False, ", ".join(reasons)
+
+    def rules_for(self, user: UserInfo, namespace: str) -> Rules:
+        resource_rules: list[dict[str, Any]] = []
+        non_resource_rules: list[dict[str, Any]] = []
+        incomplete = False
+        for authorizer in self.authorizers:
+            rules, non_resource, partial = authorizer.rules_for(user, namespace)
+            resource_rules += rules
+            non_resource_rules += non_resource
+            incomplete = incomplete or partial
+        return resource_rules, non_resource_rules, incomplete
+
+
 def forbidden_message(user: UserInfo, attributes: Attributes, reason: str) -> str:
     """Upstream's Forbidden wording: ``User "u" cannot list resource "pods" in API group "" ...``."""
     if attributes.resource_request:
@@ -276,3 +311,11 @@ def forbidden_message(user: UserInfo, attributes: Attributes, reason: str) -> st
     else:
         text = f'User "{user.name}" cannot {attributes.verb} path "{attributes.path}"'
     return f"{text}: {reason}" if reason else text
+
+
+def forbidden_error(user: UserInfo, attributes: Attributes, reason: str) -> ApiError:
+    """The 403 kube-apiserver answers a refused request with (``pods "x" is forbidden: User ...``)."""
+    message = forbidden_message(user, attributes, reason)
+    if not attributes.resource_request or not attributes.resource:
+        return ApiError(403, "Forbidden", f"forbidden: {message}", Details())
+    return forbidden(attributes.resource, attributes.api_group, attributes.name, message)

@@ -114,6 +114,8 @@ class WatchCache:
         self.retry_delay = retry_delay
         self.revision = 0
         self.history_from = 0
+        #: Counts applied events, so derived indexes (RBAC's) know when to rebuild.
+        self.changes = 0
         self._prefix = resource_prefix(info)
         self._objects: dict[str, CachedObject] = {}
         self._by_namespace: dict[str, dict[str, CachedObject]] = {}
@@ -194,6 +196,7 @@ class WatchCache:
         self.revision = self.history_from = listed.revision
         self._progress_asked = self._progress_seen = 0
         self._store_watcher = watcher
+        self.changes += 1
         self._ready.set()
         self._advance()
         ticker = asyncio.get_running_loop().create_task(self._tick_progress(watcher))
@@ -269,6 +272,7 @@ class WatchCache:
             self._sorted.pop(None, None)
             self._sorted.pop(previous.namespace, None)
             cache_event = CacheEvent("DELETED", revision, None, previous, received)
+        self.changes += 1
         self._ring.append(cache_event)
         if len(self._ring) > self.capacity:
             self.history_from = self._ring.popleft().revision

@@ -7,27 +7,38 @@ CA) until a deadline, and a kubeconfig for the generated admin certificate is
 written.  At the end it gets SIGTERM and must exit 0; its logs are printed
 when it fails to start or to stop cleanly.  Tests of a module share the
 server, so each uses its own object names.
+
+``in_process_apiserver`` serves the same API from the test process instead,
+for tests that hand the server a Python object (an ``Authorizer``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import http.client
+import json
+import logging
 import os
 import re
 import signal
 import ssl
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 
 from skiff.apiserver import kubeconfig
+from skiff.apiserver.auth import Authorizer
 from skiff.apiserver.pki import Pki
+
+T = TypeVar("T")
 
 START_DEADLINE_S = 60.0
 STOP_DEADLINE_S = 30.0
@@ -147,13 +158,95 @@ def running_apiserver(base: Path, *extra_args: str, data_dir: Path | None = None
         assert code == 0, f"skiff apiserver exited with {code} after SIGTERM"
 
 
+@contextlib.contextmanager
+def in_process_apiserver(base: Path, authorizer: Authorizer | None = None, **config: Any) -> Iterator[RunningApiServer]:
+    """An ``ApiServer`` (port 0, sqlite in ``base/data``) served from this process, for what cannot
+    cross a process boundary: ``authorizer`` replaces the --authorization-mode chain.
+
+    It runs on an event loop of its own in a background thread (each test has its own loop; the
+    server outlives them), so tests drive it only over its port.  ``config`` adds ApiServerConfig
+    fields.  Warnings and errors the server logs go to ``base/stderr.log``; stop() must succeed.
+    """
+    from skiff.apiserver.server import ApiServer, ApiServerConfig  # heavy: only tests that serve in-process pay
+
+    data_dir = base / "data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    out, err = base / "stdout.log", base / "stderr.log"
+    out.touch()
+    handler = logging.FileHandler(err)
+    handler.setLevel(logging.WARNING)
+    logging.getLogger("skiff").addHandler(handler)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="in-process-apiserver", daemon=True)
+    thread.start()
+
+    def call(coro: Coroutine[Any, Any, T], timeout: float) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout)
+
+    settings = ApiServerConfig(f"sqlite://{data_dir / 'skiff.db'}", data_dir, secure_port=0, **config)
+    server = ApiServer(settings, authorizer=authorizer)
+    try:
+        deadline = time.monotonic() + START_DEADLINE_S
+        call(server.start(), START_DEADLINE_S)
+        assert server.secure_address is not None and server.pki is not None
+        host, port = server.secure_address
+        config_path = base / "kubeconfig"
+        kubeconfig.write(config_path, kubeconfig.build(server.url, server.pki), merge_existing=False)
+        running = RunningApiServer(server.url, host, port, data_dir, config_path, server.pki, out, err)
+        _wait_ready(running, deadline)
+        yield running
+    except BaseException:
+        print(f"--- server log ---\n{err.read_text()}", file=sys.stderr)
+        raise
+    finally:
+        try:
+            call(server.stop(), STOP_DEADLINE_S)
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(STOP_DEADLINE_S)
+            loop.close()
+            logging.getLogger("skiff").removeHandler(handler)
+            handler.close()
+
+
 @pytest.fixture(scope="module")
 def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApiServer]:
     base = tmp_path_factory.mktemp("apiserver")
     tokens = base / "tokens.csv"
     tokens.write_text(f'{TOKEN},token-user,42,"team-a,team-b"\n')
     with running_apiserver(base, "--token-auth-file", str(tokens)) as server:
+        bind_cluster_admin(server, "token-user")
         yield server
+
+
+def bind_cluster_admin(server: RunningApiServer, user: str) -> None:
+    """A ClusterRoleBinding making ``user`` an administrator (RBAC is on by default), written with the admin cert."""
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": f"test-{user}-admin"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
+    }
+    path = "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings"
+    status, _, body = server.request("POST", path, json.dumps(binding).encode(), {"Content-Type": "application/json"})
+    assert status == 201, body
+    # RBAC reads its watch cache: wait until the binding counts.
+    review = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SubjectAccessReview",
+        "spec": {"user": user, "resourceAttributes": {"verb": "delete", "resource": "nodes"}},
+    }
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        _, _, answer = server.request(
+            "POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews", json.dumps(review).encode(),
+            {"Content-Type": "application/json"},
+        )  # fmt: skip
+        if json.loads(answer)["status"]["allowed"]:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{user} did not become an administrator")
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from apiserver_harness import TOKEN, Kubectl, RunningApiServer, running_apiserver
+from apiserver_harness import TOKEN, Kubectl, RunningApiServer, bind_cluster_admin, running_apiserver
 
 POLICY = """\
 apiVersion: audit.k8s.io/v1
@@ -34,6 +34,7 @@ def audited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningA
     log_path = base / "audit" / "audit.log"
     args = ("--token-auth-file", str(tokens), "--audit-policy-file", str(policy), "--audit-log-path", str(log_path))
     with running_apiserver(base, *args) as server:
+        bind_cluster_admin(server, "token-user")
         yield server, log_path
 
 

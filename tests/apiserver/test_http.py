@@ -209,14 +209,28 @@ def test_metrics_count_requests(apiserver: RunningApiServer) -> None:
     [
         pytest.param(
             "/apis/authorization.k8s.io/v1/subjectaccessreviews",
-            {"spec": {"user": "alice", "groups": ["system:authenticated"], "resourceAttributes": {"verb": "get"}}},
-            {"allowed": True, "reason": "skiff: every authenticated user is allowed"},
+            {
+                "spec": {
+                    "user": "alice",
+                    "groups": ["system:authenticated"],
+                    "resourceAttributes": {
+                        "verb": "create",
+                        "group": "authorization.k8s.io",
+                        "resource": "selfsubjectaccessreviews",
+                    },
+                }
+            },
+            {
+                "allowed": True,
+                "reason": 'RBAC: allowed by ClusterRoleBinding "system:basic-user" of ClusterRole "system:basic-user" '
+                'to Group "system:authenticated"',
+            },
             id="subject-access-review",
         ),
         pytest.param(
             "/apis/authorization.k8s.io/v1/namespaces/ns1/localsubjectaccessreviews",
-            {"spec": {"user": "anon", "resourceAttributes": {"verb": "get"}}},
-            {"allowed": False, "reason": "skiff: anonymous requests are not allowed"},
+            {"spec": {"user": "anon", "resourceAttributes": {"verb": "get", "resource": "pods"}}},
+            {"allowed": False},
             id="local-subject-access-review-without-groups",
         ),
         pytest.param(

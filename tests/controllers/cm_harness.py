@@ -2,8 +2,9 @@
 
 ``running_manager(kubeconfig, names)`` builds only the named controllers
 (discovered exactly as ``skiff controller-manager`` does), runs them
-without leader election by default, waits for the informers to sync and
-yields an ``ApiClient`` plus the manager; on exit the manager is stopped and
+without leader election by default (on ``clock`` when given, e.g. a
+FakeClock), waits for the informers to sync and yields an ``ApiClient``
+plus the manager; on exit the manager is stopped and
 the client closed.  ``eventually`` polls an async predicate to a deadline
 (a generous bound for a condition, never a timing assertion).
 """
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from skiff.client import ApiClient, ClientConfig
+from skiff.client.clock import Clock
 from skiff.client.resources import NAMESPACES, PODS
 from skiff.client.timefmt import rfc3339
 from skiff.controllers.manager import ControllerManager, discover_specs
@@ -29,12 +31,17 @@ DEADLINE_S = 60.0
 
 @contextlib.asynccontextmanager
 async def running_manager(
-    kubeconfig: Path, names: Sequence[str], *, leader_elect: bool = False, options: dict[str, Any] | None = None
+    kubeconfig: Path,
+    names: Sequence[str],
+    *,
+    leader_elect: bool = False,
+    options: dict[str, Any] | None = None,
+    clock: Clock | None = None,
 ) -> AsyncIterator[tuple[ApiClient, ControllerManager]]:
     specs = [s for s in discover_specs() if s.name in names]
     assert {s.name for s in specs} == set(names), f"unknown controllers among {names}"
     client = ApiClient(ClientConfig.from_kubeconfig(kubeconfig), user_agent="cm-test")
-    manager = ControllerManager(client, specs, options=options)
+    manager = ControllerManager(client, specs, options=options, clock=clock)
     task = asyncio.create_task(manager.run(leader_elect=leader_elect))
     try:
         await asyncio.wait_for(_synced_or_failed(manager, task), DEADLINE_S)

@@ -123,10 +123,19 @@ def test_flags_become_controller_options() -> None:
     args = parser.parse_args(
         ["controller-manager", "--controllers", "*,-garbagecollector", "--leader-elect=false",
          "--node-monitor-grace-period", "40s", "--leader-elect-retry-period", "500ms",
-         "--local-volume-dir", "/srv/volumes", "--controller-option", "custom=1"]
+         "--local-volume-dir", "/srv/volumes", "--controller-option", "custom=1",
+         "--cluster-signing-cert-file", "/pki/ca.crt", "--cluster-signing-key-file", "/pki/ca.key",
+         "--cluster-signing-duration", "8760h0m0s"]
     )  # fmt: skip
     flags = cm.ControllerManagerFlags.from_args(args)
     assert flags.controllers == ("*", "-garbagecollector")
     assert flags.leader_elect is False and flags.retry_period_s == 0.5
     assert flags.lease_name == "kube-controller-manager" and flags.lease_namespace == "kube-system"
-    assert flags.options == {"node-monitor-grace-period": 40.0, "local_volume_dir": "/srv/volumes", "custom": "1"}
+    assert flags.options == {
+        "node-monitor-grace-period": 40.0,
+        "local_volume_dir": "/srv/volumes",
+        "custom": "1",
+        "cluster-signing-cert-file": "/pki/ca.crt",
+        "cluster-signing-key-file": "/pki/ca.key",
+        "cluster-signing-duration": 365 * 24 * 3600.0,
+    }

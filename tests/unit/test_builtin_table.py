@@ -25,8 +25,8 @@ def test_row_is_sane(info: ResourceInfo) -> None:
     assert set(info.verbs) <= set(ALL_VERBS)
     assert list(info.verbs) == sorted(info.verbs), "discovery lists verbs sorted"
     assert set(info.subresources) <= {
-        "attach", "binding", "ephemeralcontainers", "eviction", "exec", "finalize", "log", "portforward", "proxy",
-        "scale", "status", "token",
+        "approval", "attach", "binding", "ephemeralcontainers", "eviction", "exec", "finalize", "log", "portforward",
+        "proxy", "scale", "status", "token",
     }  # fmt: skip
     if isinstance(info.strategy, ObjectStrategy):
         assert info.strategy.namespaced == info.namespaced
@@ -92,6 +92,8 @@ def test_rows_are_unique_and_grouped_in_order() -> None:
                      id="pdb"),
         pytest.param("coordination.k8s.io", "leases", "Lease", True, (), (), (), id="leases"),
         pytest.param("rbac.authorization.k8s.io", "clusterroles", "ClusterRole", False, (), (), (), id="clusterroles"),
+        pytest.param("certificates.k8s.io", "certificatesigningrequests", "CertificateSigningRequest", False, ("csr",),
+                     (), ("approval", "status"), id="csr"),
     ],
 )  # fmt: skip
 def test_rows_match_kubernetes_discovery(

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from skiff.apiserver.auth import AUTHENTICATED_GROUP, Attributes, UserInfo
-from skiff.apiserver.rbac import RbacAuthorizer, RbacObjects, Rule
+from skiff.apiserver.rbac import RbacAuthorizer, RbacObjects, Rule, compact_string
 
 Obj = dict[str, Any]
 
@@ -287,8 +287,26 @@ def test_index_is_rebuilt_only_when_the_objects_change() -> None:
         ([{"verbs": ["get"], "nonResourceURLs": ["/logs"]}], {"verbs": ["get"], "nonResourceURLs": ["/logs/*"]}, True),
     ],
 )
-def test_covers_breaks_rules_down_like_upstream(held: list[Obj], wanted: Obj, missing: bool) -> None:
+def test_uncovered_breaks_rules_down_like_upstream(held: list[Obj], wanted: Obj, missing: bool) -> None:
     o = Objects()
     o.cluster_roles = [role("held", held)]
     o.cluster_role_bindings = [binding("b", "ClusterRole", "held", [{"kind": "User", "name": "gina"}])]
-    assert bool(o.authorizer().covers(user("gina"), "", [Rule.of(wanted)])) is missing
+    assert bool(o.authorizer().uncovered(user("gina"), "", [Rule.of(wanted)])) is missing
+
+
+def test_missing_rights_are_printed_compacted_like_upstream() -> None:
+    o = Objects()
+    o.cluster_roles = [role("held", [{"verbs": ["get"], "apiGroups": [""], "resources": ["pods"]}])]
+    o.cluster_role_bindings = [binding("b", "ClusterRole", "held", [{"kind": "User", "name": "hal"}])]
+    wanted = [
+        Rule.of({"verbs": ["get", "list", "watch"], "apiGroups": ["", "apps"], "resources": ["pods"]}),
+        Rule.of({"verbs": ["get"], "apiGroups": [""], "resources": ["secrets"], "resourceNames": ["s"]}),
+        Rule.of({"verbs": ["get"], "nonResourceURLs": ["/metrics"]}),
+    ]
+    missing = o.authorizer().uncovered(user("hal"), "", wanted)
+    assert compact_string(missing).splitlines() == [
+        '{APIGroups:[""], Resources:["pods"], Verbs:["list" "watch"]}',
+        '{APIGroups:[""], Resources:["secrets"], ResourceNames:["s"], Verbs:["get"]}',
+        '{APIGroups:["apps"], Resources:["pods"], Verbs:["get" "list" "watch"]}',
+        '{NonResourceURLs:["/metrics"], Verbs:["get"]}',
+    ]

@@ -1,7 +1,7 @@
 """The message table for decoding Kubernetes protobuf bodies: field number → JSON name and kind.
 
 Field numbers and names are facts from upstream's ``generated.proto`` files
-(k8s.io/api core/v1, apps/v1, batch/v1, rbac/v1, policy/v1, scheduling/v1,
+(k8s.io/api core/v1, apps/v1, batch/v1, certificates/v1, rbac/v1, policy/v1, scheduling/v1,
 networking/v1, coordination/v1, authorization/v1, authentication/v1 and
 k8s.io/apimachinery meta/v1, util/intstr, api/resource, runtime).  Upstream never
 renumbers a field, so the table only ever grows.
@@ -24,8 +24,9 @@ separated.  ``<type>`` is one of
 
 JSON names are the Go json tags, which equal the proto names except where noted
 (``BoundObjectReference.uid`` is ``uID`` in the proto).  Status messages are not
-listed: a request body's status is ignored by the server, and an unknown field
-is skipped, never an error.  ``ObjectMeta.managedFields`` is skipped the same way
+listed (a request body's status is ignored by the server, and an unknown field
+is skipped, never an error), except where a subresource writes them (a CSR's
+``/approval``).  ``ObjectMeta.managedFields`` is skipped the same way
 (servers recompute it).
 
 ``KINDS`` maps (apiVersion, kind) to the top-level message; a kind missing
@@ -375,6 +376,14 @@ _OTHER_GROUPS = {
     "TokenReview": "1 metadata ObjectMeta, 2 spec TokenReviewSpec",
     "TokenReviewSpec": "1 token s, 2 audiences []s",
     "SelfSubjectReview": "1 metadata ObjectMeta",
+    # CSR status is listed: kubectl certificate approve/deny PUT it to /approval as protobuf.
+    "CertificateSigningRequest": "1 metadata ObjectMeta, 2 spec CertificateSigningRequestSpec,"
+    " 3 status CertificateSigningRequestStatus",
+    "CertificateSigningRequestSpec": "1 request bytes, 7 signerName *s, 8 expirationSeconds *i32, 5 usages []s,"
+    " 2 username s, 3 uid s, 4 groups []s, 6 extra map[ExtraValue]",
+    "CertificateSigningRequestStatus": "1 conditions []CertificateSigningRequestCondition, 2 certificate bytes",
+    "CertificateSigningRequestCondition": "1 type *s, 6 status *s, 2 reason s, 3 message s, 4 lastUpdateTime Time,"
+    " 5 lastTransitionTime Time",
 }
 
 _KIND_NAMES: dict[str, str] = {
@@ -382,6 +391,7 @@ _KIND_NAMES: dict[str, str] = {
     " ReplicationController Event PersistentVolumeClaim",
     "apps/v1": "Deployment ReplicaSet DaemonSet StatefulSet",
     "batch/v1": "Job CronJob",
+    "certificates.k8s.io/v1": "CertificateSigningRequest",
     "rbac.authorization.k8s.io/v1": "Role ClusterRole RoleBinding ClusterRoleBinding",
     "scheduling.k8s.io/v1": "PriorityClass",
     "policy/v1": "PodDisruptionBudget Eviction",

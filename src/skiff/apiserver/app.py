@@ -4,7 +4,9 @@ Request path through ``ApiApp``:
 
 1. the middleware counts the request (metrics), authenticates it (client
    cert, bearer token, or anonymous — anonymous only on the public-info
-   paths), authorizes it through the ``Authorizer`` seam, and turns every
+   paths), switches to the impersonated user when ``Impersonate-*`` headers
+   ask to (``apiserver.impersonation``, itself checked with the authorizer),
+   authorizes it through the ``Authorizer`` seam, and turns every
    ``ApiError`` into its Status response (exact bytes, ``application/json``);
    any other exception is logged and answered 500 without a traceback;
 2. ``dispatch`` serves /version, health, /metrics, discovery, OpenAPI and the
@@ -34,9 +36,19 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from skiff.api.selectors import parse_field_selector
 from skiff.api.status import ApiError, internal_error, path_not_found, too_large, unauthorized
 from skiff.apiserver import audit as audit_mod
-from skiff.apiserver import bodies, discovery, health, pod_proxy, pod_subresources, resource_handlers, reviews
+from skiff.apiserver import (
+    bodies,
+    discovery,
+    health,
+    impersonation,
+    pod_proxy,
+    pod_subresources,
+    resource_handlers,
+    reviews,
+)
 from skiff.apiserver.auth import (
     AUTHENTICATED_GROUP,
     AllowAuthenticated,
@@ -44,7 +56,7 @@ from skiff.apiserver.auth import (
     Authenticator,
     Authorizer,
     UserInfo,
-    forbidden_message,
+    forbidden_error,
     is_public_path,
 )
 from skiff.apiserver.metrics import MUTATING, ApiMetrics, labels_of
@@ -71,18 +83,21 @@ from skiff.apiserver.serviceaccount_tokens import (
     ServiceAccountTokens,
     is_token_request,
 )
+from skiff.registry.generic import GenericRegistry
 from skiff.registry.request_user import CURRENT_USER
+from skiff.registry.resource import Obj
 
 log = logging.getLogger(__name__)
 
 UNSECURED = UserInfo("system:unsecured", groups=("system:masters", AUTHENTICATED_GROUP))
 OPENAPI_TITLE = "Kubernetes"
 
-_USER_KEY = "skiff_user"
-_INFO_KEY = "skiff_request_info"
-_AUDIT_ID_KEY = "skiff_audit_id"
+# Typed request keys: aiohttp warns (NotAppKeyWarning) on plain string keys.
+_USER_KEY = web.RequestKey("skiff_user", UserInfo)
+_INFO_KEY: web.RequestKey[RequestInfo | None] = web.RequestKey("skiff_request_info")
+_AUDIT_ID_KEY = web.RequestKey("skiff_audit_id", str)
 _audit_random = random.Random()
-_AUDIT_LEVEL_KEY = "skiff_audit_level"
+_AUDIT_LEVEL_KEY: web.RequestKey[tuple[audit_mod.Level, frozenset[str]]] = web.RequestKey("skiff_audit_level")
 
 
 def _json(obj: Any, status: int = 200, content_type: str = "application/json") -> web.Response:
@@ -189,16 +204,24 @@ class ApiApp:
         CURRENT_USER.set(user)
         if record is not None:
             self._audit_received(request, record, user)
-        if is_public_path(request.path):
+        public = is_public_path(request.path)
+        if user.anonymous and not public:
+            raise unauthorized()
+        # Upstream's filter order: authentication, audit, impersonation, authorization.
+        impersonated = impersonation.impersonate(user, request.headers, self.authorizer)
+        if impersonated is not None:
+            user = request[_USER_KEY] = impersonated
+            CURRENT_USER.set(user)
+            if record is not None:
+                record.impersonated_user = user
+        if public:
             _annotate_decision(record, True, "")
             return
-        if user.anonymous:
-            raise unauthorized()
         attributes = _attributes(request, ri)
         allowed, reason = self.authorizer.authorize(user, attributes)
         _annotate_decision(record, allowed, reason)
         if not allowed:
-            raise ApiError(403, "Forbidden", forbidden_message(user, attributes, reason))
+            raise forbidden_error(user, attributes, reason)
 
     # -- audit -------------------------------------------------------------------------------
     def _audit_record(self, request: web.Request, ri: RequestInfo | None) -> audit_mod.AuditRecord:
@@ -267,7 +290,7 @@ class ApiApp:
             if ri.verb == "create" and (ri.group, ri.resource) in reviews.REVIEWS and not ri.name:
                 return await self._review(request, ri)
             if self.sa_tokens is not None and is_token_request(ri):
-                return await self.sa_tokens.handle(request, ri)
+                return await self.sa_tokens.handle(request, ri, _subresource_admission(self.served, ri))
             if pod_subresources.is_routed_here(ri):
                 return await pod_subresources.PodSubresources(self.served, self.kubelet_dialer).handle(request, ri)
             served = self.served.find(ri.group, ri.version, ri.resource)
@@ -408,6 +431,19 @@ def _annotate_decision(record: audit_mod.AuditRecord | None, allowed: bool, reas
     record.annotations["authorization.k8s.io/reason"] = reason
 
 
+def _subresource_admission(served: ServedResources, ri: RequestInfo) -> Callable[[Obj], Awaitable[None]] | None:
+    """The admission chain for a create on ``ri``'s subresource, served outside the generic registry."""
+    found = served.find(ri.group, ri.version, ri.resource)
+    registry = found.registry if found is not None else None
+    if not isinstance(registry, GenericRegistry):
+        return None
+
+    async def admit(body: Obj) -> None:
+        await registry.admit_subresource_create(ri.namespace, ri.name, body, ri.subresource)
+
+    return admit
+
+
 def _attributes(request: web.Request, ri: RequestInfo | None) -> Attributes:
     if ri is None:
         verb = {"GET": "get", "HEAD": "get", "POST": "post", "PUT": "put", "PATCH": "patch", "DELETE": "delete"}
@@ -421,5 +457,18 @@ def _attributes(request: web.Request, ri: RequestInfo | None) -> Attributes:
         api_version=ri.version,
         resource=ri.resource,
         subresource=ri.subresource,
-        name=ri.name,
+        name=ri.name or (selected_name(request.query.get("fieldSelector")) if ri.verb in ("list", "watch") else ""),
     )
+
+
+def selected_name(field_selector: str | None) -> str:
+    """The one name a ``metadata.name=`` field selector pins, as upstream's RequestInfo names a list or
+    watch of a single object (so RBAC resourceNames and the Node authorizer can allow it); "" otherwise."""
+    if not field_selector:
+        return ""
+    try:
+        name = parse_field_selector(field_selector).exact_match("metadata.name") or ""
+    except ApiError:
+        return ""  # the list itself answers the bad selector
+    # Only a name that could be a path segment (path.IsValidPathSegmentName).
+    return "" if name in (".", "..") or "/" in name or "%" in name else name

@@ -15,6 +15,8 @@ Follows k8s.io/apiserver's ``pkg/audit``:
   ``requestObject`` at ``Request`` and above for JSON-object bodies,
   ``responseObject`` at ``RequestResponse`` only).  Which resources are
   logged at which level — secrets included — is the policy's call, as upstream.
+  ``user`` is who authenticated; an impersonated user is ``impersonatedUser``,
+  known from ResponseComplete on (upstream sets it after RequestReceived too).
 * **Log** (``--audit-log-path``, ``-`` for stdout): one JSON event a line,
   rotated by size (``--audit-log-maxsize`` MiB) keeping ``--audit-log-maxbackup``
   old files (``audit.log.1`` newest).  Writes happen on a thread behind a
@@ -225,6 +227,8 @@ class AuditRecord:
     user_agent: str
     received: datetime.datetime
     user: UserInfo | None = None
+    #: Who ``user`` acts as (Impersonate-* headers, ``apiserver.impersonation``); the policy still matches ``user``.
+    impersonated_user: UserInfo | None = None
     annotations: dict[str, str] = field(default_factory=dict)
 
     def attributes(self) -> RequestAttributes:
@@ -252,8 +256,10 @@ def build_event(
         "requestURI": record.request_uri,
         "verb": record.verb,
         "user": record.user.to_user_info() if record.user is not None else {},
-        "sourceIPs": list(record.source_ips),
     }
+    if record.impersonated_user is not None:
+        event["impersonatedUser"] = record.impersonated_user.to_user_info()
+    event["sourceIPs"] = list(record.source_ips)
     if record.user_agent:
         event["userAgent"] = record.user_agent
     if record.info is not None:

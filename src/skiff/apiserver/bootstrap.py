@@ -3,7 +3,9 @@
 * ``ServedReader`` lets admission plugins read other resources through the
   served registries (never the Store directly, so they see what clients see).
 * ``make_registry`` builds each row's registry: the namespace registry for
-  namespaces, the allocation hooks for services, the admission chain for all.
+  namespaces, the allocation hooks for services, the CSR registry (its
+  approval and status endpoints) for CertificateSigningRequests, the
+  admission chain for all.
 * ``bootstrap`` is upstream's bootstrap controller and scheduling post-start
   hook, run once the watch caches are ready: the namespaces default,
   kube-system, kube-public and kube-node-lease; the system PriorityClasses;
@@ -27,6 +29,7 @@ from typing import Any
 from skiff.api.status import ApiError
 from skiff.apiserver.served import Served, ServedResources
 from skiff.registry.admission import AdmissionChain
+from skiff.registry.certificates.certificatesigningrequest_storage import CertificateSigningRequestRegistry
 from skiff.registry.core.namespace_storage import NamespaceRegistry
 from skiff.registry.core.service_allocation import ServiceAllocations
 from skiff.registry.generic import GenericRegistry
@@ -94,6 +97,8 @@ def make_registry(
         return NamespaceRegistry(store, info, cache, admission=admission)
     if info.group == "" and info.plural == "services":
         return GenericRegistry(store, info, cache, admission=admission, hooks=services)
+    if info.group == "certificates.k8s.io" and info.plural == "certificatesigningrequests":
+        return CertificateSigningRequestRegistry(store, info, cache, admission=admission)
     return GenericRegistry(store, info, cache, admission=admission)
 
 

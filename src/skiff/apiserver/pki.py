@@ -9,7 +9,9 @@ quick to make.
 Names follow kubeadm/kind: the serving cert covers 127.0.0.1, ::1, localhost
 and the in-cluster ``kubernetes.default.svc...`` names; the admin cert is
 ``CN=kubernetes-admin, O=system:masters`` (user and group, as client-cert
-authentication maps them).
+authentication maps them).  ``issue_client_cert`` issues more client
+certificates from the same CA (a kubelet's ``CN=system:node:<name>,
+O=system:nodes``).
 
 ``sa.key``/``sa.pub`` sign and verify ServiceAccount tokens (kubeadm's names);
 made once like the CA, because replacing them would invalidate every issued
@@ -134,10 +136,7 @@ def ensure_pki(data_dir: Path, hosts: Sequence[str] = ()) -> Pki:
             .sign(key, hashes.SHA256())
         )
         write_pair(pki.ca_cert, pki.ca_key, cert, key)
-    ca_cert = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
-    ca_key = serialization.load_pem_private_key(pki.ca_key.read_bytes(), password=None)
-    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
-        raise ValueError(f"{pki.ca_key}: expected an EC private key")
+    ca_cert, ca_key = _load_ca(pki)
     wanted_hosts = list(dict.fromkeys([*DEFAULT_HOSTS, *hosts]))
     if _needs_issue(pki.serving_cert, wanted_hosts):
         _issue(pki.serving_cert, pki.serving_key, ca_cert, ca_key, "kube-apiserver", [], wanted_hosts, server=True)
@@ -146,6 +145,14 @@ def ensure_pki(data_dir: Path, hosts: Sequence[str] = ()) -> Pki:
     if not (pki.sa_key.exists() and pki.sa_pub.exists()):
         _make_sa_keys(pki)
     return pki
+
+
+def _load_ca(pki: Pki) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    ca_cert = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
+    ca_key = serialization.load_pem_private_key(pki.ca_key.read_bytes(), password=None)
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise ValueError(f"{pki.ca_key}: expected an EC private key")
+    return ca_cert, ca_key
 
 
 def _make_sa_keys(pki: Pki) -> None:
@@ -233,3 +240,21 @@ def _issue(
         names = subject_alt_names(hosts)
         builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
     write_pair(cert_path, key_path, builder.sign(ca_key, hashes.SHA256()), key)
+
+
+def issue_client_cert(
+    pki: Pki, path_prefix: Path, common_name: str, organizations: Sequence[str] = ()
+) -> tuple[Path, Path]:
+    """A client certificate from the cluster CA: ``CN=common_name`` (the user), one ``O`` per group.
+
+    Written to ``<path_prefix>.crt`` and ``<path_prefix>.key``; returns (cert, key).  E.g. a kubelet's
+    ``CN=system:node:<name>, O=system:nodes``.
+    """
+    ca_cert, ca_key = _load_ca(pki)
+    cert_path, key_path = (
+        path_prefix.with_name(path_prefix.name + ".crt"),
+        path_prefix.with_name(path_prefix.name + ".key"),
+    )
+    cert_path.parent.mkdir(parents=True, exist_ok=True)
+    _issue(cert_path, key_path, ca_cert, ca_key, common_name, organizations, [], server=False)
+    return cert_path, key_path

@@ -8,10 +8,12 @@ pod being deleted 409 ``pod X is being deleted, cannot be assigned to a
 host``.  Success is ``201 Status{Success}``.
 
 Eviction (pkg/registry/core/pod/storage/eviction.go): POST a policy/v1
-Eviction.  Pods that are terminal, Pending or already deleting are deleted
-without looking at budgets.  Otherwise the PodDisruptionBudgets selecting the
-pod decide: none → delete; more than one → 500 as upstream; one with
-``status.disruptionsAllowed`` < 1 (or not yet observed) → 429 TooManyRequests
+Eviction.  Admission sees it first (a pods/eviction create: NodeRestriction,
+NamespaceLifecycle), as upstream's create handler admits it.  Pods that are
+terminal, Pending or already deleting are deleted without looking at budgets.
+Otherwise the PodDisruptionBudgets selecting the pod decide: none → delete;
+more than one → 500 as upstream; one with ``status.disruptionsAllowed`` < 1
+(or not yet observed) → 429 TooManyRequests
 with a ``DisruptionBudget`` cause; else decrement it and record the pod in
 ``status.disruptedPods`` (compare-and-swap on the PDB status), set the pod's
 DisruptionTarget condition, and delete the pod with the Eviction's
@@ -31,6 +33,7 @@ from skiff.api.status import ApiError, Cause, Details, bad_request, conflict, in
 from skiff.apiserver import bodies, query
 from skiff.apiserver.negotiation import body_media_type
 from skiff.apiserver.served import ResourceRegistry, ServedResources
+from skiff.registry.generic import GenericRegistry
 from skiff.registry.listing import ListQuery
 from skiff.registry.metadata import utc_now
 from skiff.registry.resource import Obj
@@ -155,6 +158,8 @@ async def evict(served: ServedResources, request: web.Request, namespace: str, p
     # dryRun comes in the query or in the Eviction's deleteOptions; it checks everything and writes nothing.
     dry = query.dry_run(request.query.getall("dryRun", []) or list((options or {}).get("dryRun") or []))
     pods = _registry(served, "", "pods")
+    if isinstance(pods, GenericRegistry):
+        await pods.admit_subresource_create(namespace, pod_name, eviction, "eviction", dry_run=dry)
     pod = await pods.get(namespace, pod_name)
     if not _can_ignore_budget(pod):
         await _take_disruption(served, namespace, pod, dry)

@@ -55,26 +55,26 @@ def service_account_user(namespace: str, name: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """One PolicyRule, compiled for matching."""
+    """One PolicyRule, its lists kept in order (escalation messages and reconciled roles print them)."""
 
-    verbs: frozenset[str]
-    api_groups: frozenset[str] = frozenset()
+    verbs: tuple[str, ...]
+    api_groups: tuple[str, ...] = ()
     resources: tuple[str, ...] = ()
-    resource_names: frozenset[str] = frozenset()
+    resource_names: tuple[str, ...] = ()
     non_resource_urls: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, rule: Mapping[str, Any]) -> Rule:
-        def strings(key: str) -> list[str]:
+        def strings(key: str) -> tuple[str, ...]:
             value = rule.get(key)
-            return [str(v) for v in value] if isinstance(value, list) else []
+            return tuple(str(v) for v in value) if isinstance(value, list) else ()
 
         return cls(
-            frozenset(strings("verbs")),
-            frozenset(strings("apiGroups")),
-            tuple(strings("resources")),
-            frozenset(strings("resourceNames")),
-            tuple(strings("nonResourceURLs")),
+            strings("verbs"),
+            strings("apiGroups"),
+            strings("resources"),
+            strings("resourceNames"),
+            strings("nonResourceURLs"),
         )
 
     def allows(self, attributes: Attributes) -> bool:
@@ -88,17 +88,18 @@ class Rule:
             and (not self.resource_names or attributes.name in self.resource_names)
         )
 
-    def to_resource_rule(self) -> Obj:
-        """SelfSubjectRulesReview's ResourceRule form."""
-        out: Obj = {"verbs": sorted(self.verbs), "apiGroups": sorted(self.api_groups)}
-        if self.resources:
-            out["resources"] = list(self.resources)
-        if self.resource_names:
-            out["resourceNames"] = sorted(self.resource_names)
+    def to_dict(self) -> Obj:
+        """The PolicyRule (also SelfSubjectRulesReview's ResourceRule/NonResourceRule), empty lists left out."""
+        out: Obj = {"verbs": list(self.verbs)}
+        for key, values in (
+            ("apiGroups", self.api_groups),
+            ("resources", self.resources),
+            ("resourceNames", self.resource_names),
+            ("nonResourceURLs", self.non_resource_urls),
+        ):
+            if values:
+                out[key] = list(values)
         return out
-
-    def to_non_resource_rule(self) -> Obj:
-        return {"verbs": sorted(self.verbs), "nonResourceURLs": list(self.non_resource_urls)}
 
 
 def _resource_matches(resources: Sequence[str], resource: str, subresource: str) -> bool:
@@ -292,48 +293,102 @@ class RbacAuthorizer:
                 continue
             for rule in rules:
                 if rule.non_resource_urls:
-                    non_resource_rules.append(rule.to_non_resource_rule())
+                    non_resource_rules.append(
+                        {"verbs": list(rule.verbs), "nonResourceURLs": list(rule.non_resource_urls)}
+                    )
                 if rule.resources or rule.api_groups:
-                    resource_rules.append(rule.to_resource_rule())
+                    resource_rules.append(
+                        Rule(rule.verbs, rule.api_groups, rule.resources, rule.resource_names).to_dict()
+                    )
         return resource_rules, non_resource_rules, incomplete
 
-    def covers(self, user: UserInfo, namespace: str, wanted: Iterable[Rule]) -> list[Rule]:
-        """The rules of ``wanted`` that ``user`` does not hold in ``namespace`` (RBAC's escalation check)."""
+    def uncovered(self, user: UserInfo, namespace: str, wanted: Iterable[Rule]) -> list[Rule]:
+        """The parts of ``wanted`` that ``user`` does not hold in ``namespace`` (RBAC's escalation check)."""
         if PRIVILEGED_GROUP in user.groups:
             return []
-        held = [rule for _, rules in self.index.visit(user, namespace) if rules for rule in rules]
-        return [rule for rule in wanted if not _covered(rule, held)]
+        return uncovered([rule for _, rules in self.index.visit(user, namespace) if rules for rule in rules], wanted)
 
 
-def _covered(wanted: Rule, held: Sequence[Rule]) -> bool:
-    """Whether ``held`` grants everything ``wanted`` does, broken into single (verb, group, resource, name) and
-    (verb, url) parts as upstream's Covers does."""
-    for verb in wanted.verbs:
-        for url in wanted.non_resource_urls:
-            if not any(_holds_url(h, verb, url) for h in held):
-                return False
-        for group in wanted.api_groups:
-            for resource in wanted.resources:
-                names = wanted.resource_names or {""}
-                for name in names:
-                    if not any(_holds_resource(h, verb, group, resource, name) for h in held):
-                        return False
-    return True
+def uncovered(held: Sequence[Rule], wanted: Iterable[Rule]) -> list[Rule]:
+    """The single-permission parts of ``wanted`` no rule of ``held`` grants (upstream's Covers: each rule broken
+    down to one verb on one resource (and name) of one group, or one verb on one URL)."""
+    return [part for rule in wanted for part in breakdown(rule) if not any(holds(h, part) for h in held)]
 
 
-def _holds_url(held: Rule, verb: str, url: str) -> bool:
-    if ALL not in held.verbs and verb not in held.verbs:
+def breakdown(rule: Rule) -> Iterator[Rule]:
+    """upstream's BreakdownRule, in its order: group, resource, verb, name; then URL, verb."""
+    for group in rule.api_groups:
+        for resource in rule.resources:
+            for verb in rule.verbs:
+                if rule.resource_names:
+                    for name in rule.resource_names:
+                        yield Rule((verb,), (group,), (resource,), (name,))
+                else:
+                    yield Rule((verb,), (group,), (resource,))
+    for url in rule.non_resource_urls:
+        for verb in rule.verbs:
+            yield Rule((verb,), non_resource_urls=(url,))
+
+
+def holds(held: Rule, part: Rule) -> bool:
+    """Whether ``held`` grants the broken-down rule ``part`` (upstream's ruleCovers)."""
+    if ALL not in held.verbs and not set(part.verbs) <= set(held.verbs):
         return False
-    return any(h == ALL or h == url or (h.endswith(ALL) and url.startswith(h[:-1])) for h in held.non_resource_urls)
+    if not all(_url_covers(held.non_resource_urls, url) for url in part.non_resource_urls):
+        return False
+    if part.api_groups and ALL not in held.api_groups and not set(part.api_groups) <= set(held.api_groups):
+        return False
+    if not all(_resource_covered(held.resources, resource) for resource in part.resources):
+        return False
+    return not held.resource_names or (
+        bool(part.resource_names) and set(part.resource_names) <= set(held.resource_names)
+    )
 
 
-def _holds_resource(held: Rule, verb: str, group: str, resource: str, name: str) -> bool:
-    if ALL not in held.verbs and verb not in held.verbs:
-        return False
-    if ALL not in held.api_groups and group not in held.api_groups:
-        return False
-    if ALL not in held.resources and resource not in held.resources:
-        _, _, sub = resource.partition("/")
-        if not (sub and f"*/{sub}" in held.resources):
-            return False
-    return not held.resource_names or (bool(name) and name in held.resource_names)
+def _url_covers(held_urls: Sequence[str], url: str) -> bool:
+    return any(h == url or (h.endswith(ALL) and url.startswith(h[:-1])) for h in held_urls)
+
+
+def _resource_covered(held_resources: Sequence[str], resource: str) -> bool:
+    if ALL in held_resources or resource in held_resources:
+        return True
+    _, slash, sub = resource.partition("/")
+    return bool(slash) and f"*/{sub}" in held_resources
+
+
+def compact_string(rules: Iterable[Rule]) -> str:
+    """Missing permissions as upstream prints them: single-resource rules merged by verb, one
+    ``{APIGroups:["g"], Resources:["r"], Verbs:["get" "list"]}`` per line, sorted."""
+    merged: dict[tuple[str, str], list[str]] = {}
+    lines: set[str] = set()
+    for rule in rules:
+        if rule.resources and not rule.resource_names:
+            (group,) = rule.api_groups
+            merged.setdefault((group, rule.resources[0]), []).extend(sorted(rule.verbs))
+        else:
+            lines.add(
+                _describe(rule.api_groups, rule.resources, rule.non_resource_urls, rule.resource_names, rule.verbs)
+            )
+    for (group, resource), verbs in merged.items():
+        lines.add(_describe([group], [resource], (), (), verbs))
+    return "\n".join(sorted(lines))
+
+
+def _describe(
+    groups: Iterable[str], resources: Iterable[str], urls: Iterable[str], names: Iterable[str], verbs: Iterable[str]
+) -> str:
+    parts = []
+    for label, values in (
+        ("APIGroups", list(groups)),
+        ("Resources", list(resources)),
+        ("NonResourceURLs", list(urls)),
+        ("ResourceNames", sorted(names)),
+        ("Verbs", list(verbs)),
+    ):
+        if values:
+            parts.append(f"{label}:[{' '.join(_go_quote(v) for v in values)}]")
+    return "{" + ", ".join(parts) + "}"
+
+
+def _go_quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -138,7 +138,7 @@ def check_route(ri: RequestInfo, info: ResourceInfo) -> None:
         raise method_not_allowed("create", info.plural)
     if not ri.subresource and ri.verb not in info.verbs:
         raise method_not_allowed(ri.verb, info.plural)
-    if ri.subresource in ("status", "scale") and ri.verb not in ("get", "update", "patch"):
+    if ri.subresource in ("status", "scale", "approval") and ri.verb not in ("get", "update", "patch"):
         raise method_not_allowed(ri.verb, f"{info.plural}/{ri.subresource}")
     if ri.extra:
         raise path_not_found()

@@ -17,8 +17,12 @@
 6. audits requests if ``--audit-policy-file`` is given (``apiserver.audit``;
    ``stop()`` flushes the log last);
 7. bootstraps the system namespaces, PriorityClasses and the ``kubernetes``
-   Service (``apiserver.bootstrap``; /readyz waits for it) and repairs
-   service allocations now and then.
+   Service (``apiserver.bootstrap``) and, with RBAC, the bootstrap roles and
+   bindings (``apiserver.rbac_bootstrap``) — /readyz waits for both — and
+   repairs service allocations now and then;
+8. authorizes with ``--authorization-mode`` (default ``Node,RBAC``): the Node
+   authorizer and RBAC read this server's watch caches, and RBAC's escalation
+   check joins the admission chain.
 
 ``stop()`` stops listening, closes the watch caches (open watches end
 cleanly), lets in-flight requests finish, stops compaction and closes the
@@ -43,11 +47,23 @@ from skiff.apiserver import audit as audit_mod
 from skiff.apiserver import bootstrap as bootstrap_mod
 from skiff.apiserver import pki as pki_mod
 from skiff.apiserver.app import ApiApp
-from skiff.apiserver.auth import Authenticator, load_token_file
+from skiff.apiserver.auth import (
+    AllowAuthenticated,
+    Attributes,
+    Authenticator,
+    Authorizer,
+    UnionAuthorizer,
+    UserInfo,
+    load_token_file,
+)
 from skiff.apiserver.bootstrap_tokens import BootstrapTokenAuthenticator
 from skiff.apiserver.crds.establisher import CRD_GROUP, CRD_PLURAL, CRD_VERSION, CrdEstablisher
 from skiff.apiserver.field_validation import SchemaFieldChecker
+from skiff.apiserver.node_authorizer import NodeAuthorizer
 from skiff.apiserver.pod_proxy import KubeletDialer
+from skiff.apiserver.rbac import RBAC_GROUP, RBAC_PLURALS, RbacAuthorizer, RbacObjects
+from skiff.apiserver.rbac_bootstrap import reconcile_policy
+from skiff.apiserver.rbac_escalation import RbacEscalation
 from skiff.apiserver.served import ServedResources
 from skiff.apiserver.serviceaccount_tokens import DEFAULT_ISSUER, ServiceAccountTokens, load_signing_key
 from skiff.registry.admission import AdmissionChain, default_chain
@@ -55,6 +71,7 @@ from skiff.registry.allocators import DEFAULT_NODE_PORT_RANGE, DEFAULT_SERVICE_C
 from skiff.registry.core.service_allocation import ServiceAllocations
 from skiff.registry.encrypted_store import storage_for
 from skiff.registry.encryption import EncryptionConfig, load_config
+from skiff.registry.request_user import RequestUser
 from skiff.registry.resource import ResourceInfo
 from skiff.registry.schemas import builtin_schemas
 from skiff.registry.watch_cache import WatchCache
@@ -68,6 +85,9 @@ log = logging.getLogger(__name__)
 SHUTDOWN_GRACE_S = 5.0
 #: kube-apiserver's conventional secure port.
 DEFAULT_SECURE_PORT = 6443
+#: What --authorization-mode accepts, and what kubeadm (and so Skiff) turns on.
+AUTHORIZATION_MODES = ("AlwaysAllow", "Node", "RBAC")
+DEFAULT_AUTHORIZATION_MODES = ("Node", "RBAC")
 
 
 @dataclass(frozen=True)
@@ -96,6 +116,8 @@ class ApiServerConfig:
     #: --audit-log-maxsize (MiB) and --audit-log-maxbackup: rotation.
     audit_log_maxsize: float = 100
     audit_log_maxbackup: int = 5
+    #: --authorization-mode: asked in order (``AUTHORIZATION_MODES``); secure by default.
+    authorization_modes: tuple[str, ...] = DEFAULT_AUTHORIZATION_MODES
 
 
 def is_loopback(host: str) -> bool:
@@ -130,6 +152,8 @@ class ApiServer:
     insecure_address: tuple[str, int] | None = None
     #: The resource table to serve; None means the built-in table (skiff.registry.builtin.BUILTIN).
     table: Sequence[ResourceInfo] | None = None
+    #: Asked instead of the --authorization-mode chain when set (tests bring their own).
+    authorizer: Authorizer | None = None
     _own_store: bool = False
     _caches: list[WatchCache] = field(default_factory=list)
     _runner: web.AppRunner | None = None
@@ -143,6 +167,7 @@ class ApiServer:
     _crds: CrdEstablisher | None = None
     _encryption: EncryptionConfig | None = None
     _auditor: audit_mod.Auditor | None = None
+    _authz: Authorizer | None = None
 
     @property
     def url(self) -> str:
@@ -182,11 +207,13 @@ class ApiServer:
         reader = bootstrap_mod.ServedReader(self.served)
         sa_key = await asyncio.to_thread(load_signing_key, self.pki.sa_key)
         sa_tokens = ServiceAccountTokens(reader, sa_key, config.service_account_issuer)
+        self._authz = self.authorizer if self.authorizer is not None else self._authorizer()
         app = ApiApp(
             self.served,
             authenticator=Authenticator(
                 tokens, (BootstrapTokenAuthenticator(reader), sa_tokens), api_audiences=sa_tokens.audiences
             ),
+            authorizer=self._authz,
             sa_tokens=sa_tokens,
             auditor=self._auditor,
             field_checker=SchemaFieldChecker(schemas),
@@ -215,11 +242,59 @@ class ApiServer:
             self._compactor = asyncio.create_task(compact_periodically(self.store, config.compaction_interval_s))
         await self._bootstrap()
 
+    def _authorize_signer(self, user: RequestUser, verb: str, signer: str) -> bool:
+        """May ``user`` approve/sign for ``signer`` (the CSR admission plugins' question, asked of the authorizer)?"""
+        if self._authz is None:
+            return False
+        attributes = Attributes(
+            verb=verb, resource_request=True, api_group="certificates.k8s.io", api_version="*", resource="signers",
+            name=signer,
+        )  # fmt: skip
+        user_info = user if isinstance(user, UserInfo) else UserInfo(user.name, user.uid, user.groups, user.extra)
+        return self._authz.authorize(user_info, attributes)[0]
+
+    def _cache(self, group: str, plural: str) -> WatchCache:
+        return next(c for c in self._caches if c.info.group == group and c.info.plural == plural)
+
+    def _authorizer(self) -> Authorizer:
+        """The --authorization-mode chain over this server's watch caches."""
+        chain: list[Authorizer] = []
+        rbac: RbacAuthorizer | None = None
+        for mode in self.config.authorization_modes:
+            if mode == "AlwaysAllow":
+                chain.append(AllowAuthenticated())
+            elif mode == "Node":
+                chain.append(NodeAuthorizer(self._cache("", "pods"), self._cache("", "persistentvolumes")))
+            elif mode == "RBAC":
+                rbac = self._rbac()
+                chain.append(rbac)
+        authorizer = chain[0] if len(chain) == 1 else UnionAuthorizer(chain)
+        if rbac is not None:
+            # Every registry holds this chain: the escalation check joins it once the authorizer exists.
+            self.admission.plugins = (*self.admission.plugins, RbacEscalation(authorizer, rbac))
+        return authorizer
+
+    def _rbac(self) -> RbacAuthorizer:
+        caches = [self._cache(RBAC_GROUP, plural) for plural in RBAC_PLURALS]
+
+        def token() -> tuple[int, ...]:
+            return tuple(c.changes for c in caches)
+
+        def read() -> RbacObjects:
+            roles, role_bindings, cluster_roles, cluster_role_bindings = (
+                [cached.obj for cached in c.snapshot(None)[1]] for c in caches
+            )
+            return roles, role_bindings, cluster_roles, cluster_role_bindings
+
+        return RbacAuthorizer(token, read)
+
     async def _bootstrap(self) -> None:
         assert self._services is not None and self.secure_address is not None
         await bootstrap_mod.repair_once(self.served, self._services)
         address = bootstrap_mod.advertise_address(self.config.bind_address)
         await bootstrap_mod.bootstrap(self.served, self._services, address, self.secure_address[1])
+        if "RBAC" in self.config.authorization_modes:
+            await reconcile_policy(self.served)  # upstream's rbac/bootstrap-roles post-start hook
         self._bootstrapped = True
         self._repairer = asyncio.create_task(bootstrap_mod.repair_periodically(self.served, self._services))
 
@@ -233,7 +308,7 @@ class ApiServer:
     async def _build_resources(self, store: Store) -> None:
         config = self.config
         self._services = ServiceAllocations(store, config.service_cluster_ip_range, config.service_node_port_range)
-        self.admission = default_chain(bootstrap_mod.ServedReader(self.served))
+        self.admission = default_chain(bootstrap_mod.ServedReader(self.served), authorize_signer=self._authorize_signer)
         table = self.table
         if table is None:
             from skiff.registry.builtin import BUILTIN

@@ -40,7 +40,7 @@ import hashlib
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -160,7 +160,11 @@ class ServiceAccountTokens:
         return {"keys": [public_jwk(self.key)]}
 
     # -- TokenRequest ----------------------------------------------------------------------------
-    async def handle(self, request: web.Request, ri: RequestInfo) -> web.Response:
+    async def handle(
+        self, request: web.Request, ri: RequestInfo, admit: Callable[[dict[str, Any]], Awaitable[None]] | None = None
+    ) -> web.Response:
+        """POST serviceaccounts/token; ``admit`` runs the admission chain on the TokenRequest first
+        (NodeRestriction's bound-pod rule), as upstream's create handler does."""
         if request.method.upper() != "POST":
             raise method_not_allowed(ri.verb, "serviceaccounts/token")
         body = await request.read()
@@ -168,6 +172,8 @@ class ServiceAccountTokens:
         obj: dict[str, Any] = {}
         if body.strip():
             obj, _ = bodies.decode_object(body, body_media_type(request.headers.get("Content-Type")))
+        if admit is not None:
+            await admit(obj)
         out = await self.token_request(ri.namespace, ri.name, obj)
         return web.Response(status=201, body=orjson.dumps(out), headers={"Content-Type": "application/json"})
 

@@ -35,6 +35,7 @@ class ApiServerFlags:
     audit_log_path: str | None = None
     audit_log_maxsize: float = 100
     audit_log_maxbackup: int = 5
+    authorization_modes: tuple[str, ...] = ("Node", "RBAC")
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> ApiServerFlags:
@@ -55,7 +56,21 @@ class ApiServerFlags:
             audit_log_path=args.audit_log_path,
             audit_log_maxsize=args.audit_log_maxsize,
             audit_log_maxbackup=args.audit_log_maxbackup,
+            authorization_modes=args.authorization_mode,
         )
+
+
+def authorization_modes(text: str) -> tuple[str, ...]:
+    """``--authorization-mode``: a comma-separated list of AlwaysAllow, Node, RBAC (argparse type)."""
+    from skiff.apiserver.server import AUTHORIZATION_MODES
+
+    modes = tuple(m.strip() for m in text.split(",") if m.strip())
+    unknown = [m for m in modes if m not in AUTHORIZATION_MODES]
+    if unknown or not modes or len(set(modes)) != len(modes):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give each of {', '.join(AUTHORIZATION_MODES)} at most once, comma-separated"
+        )
+    return modes
 
 
 def register(subparsers: Any) -> None:
@@ -82,7 +97,7 @@ def register(subparsers: Any) -> None:
 
 def add_apiserver_flags(parser: argparse.ArgumentParser, secure_port_flag: str = "--secure-port") -> None:
     """Flags shared by ``apiserver`` and ``up`` (``up`` calls the port ``--api-port``)."""
-    from skiff.apiserver.server import DEFAULT_SECURE_PORT
+    from skiff.apiserver.server import DEFAULT_AUTHORIZATION_MODES, DEFAULT_SECURE_PORT
     from skiff.registry.allocators import DEFAULT_NODE_PORT_RANGE, DEFAULT_SERVICE_CIDR
 
     parser.add_argument("--bind-address", default="127.0.0.1", help="address to serve HTTPS on (default 127.0.0.1)")
@@ -101,6 +116,12 @@ def add_apiserver_flags(parser: argparse.ArgumentParser, secure_port_flag: str =
     )
     parser.add_argument(
         "--token-auth-file", default=None, help='static bearer tokens, CSV lines: token,user,uid,"group1,group2"'
+    )
+    parser.add_argument(
+        "--authorization-mode",
+        type=authorization_modes,
+        default=DEFAULT_AUTHORIZATION_MODES,
+        help="authorizers asked in order (default Node,RBAC; AlwaysAllow lets every authenticated user do anything)",
     )
     parser.add_argument(
         "--etcd-compaction-interval",
@@ -173,6 +194,7 @@ async def run(args: argparse.Namespace) -> int:
         audit_log_path=flags.audit_log_path,
         audit_log_maxsize=flags.audit_log_maxsize,
         audit_log_maxbackup=flags.audit_log_maxbackup,
+        authorization_modes=flags.authorization_modes,
         service_account_issuer=args.service_account_issuer,
     )
     return await serve_until_signalled(ApiServer(config), "skiff apiserver")

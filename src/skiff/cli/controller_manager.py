@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import signal
 import sys
 from dataclasses import dataclass
@@ -59,12 +60,21 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
+_GO_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|ms|s|m|h)")
+_GO_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
 def _duration(text: str) -> float:
-    """Seconds, as ``15``, ``15s``, ``500ms`` or ``1m`` (the Go durations kube-controller-manager takes)."""
-    for suffix, scale in (("ms", 0.001), ("s", 1.0), ("m", 60.0)):
-        if text.endswith(suffix) and not (suffix == "s" and text.endswith("ms")):
-            return float(text[: -len(suffix)]) * scale
-    return float(text)
+    """Seconds of a Go duration as kube-controller-manager takes them (``15s``, ``500ms``, ``8760h0m0s``);
+    a bare number is seconds."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    parts = _GO_DURATION_PART.findall(text)
+    if not parts or _GO_DURATION_PART.sub("", text):
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r} (want e.g. 15s, 500ms, 8760h)")
+    return sum(float(number) * _GO_DURATION_UNITS[unit] for number, unit in parts)
 
 
 #: Flags handed to controllers through ControllerContext.options under the flag's own name (kube-controller-manager
@@ -81,6 +91,9 @@ OPTION_FLAGS: tuple[tuple[str, Any, str], ...] = (
     ("root-ca-file", str, "CA bundle published as kube-root-ca.crt (default: the kubeconfig's CA)"),
     ("local-volume-dir", str, "directory under which the local provisioner creates hostPath volumes"),
     ("garbage-collector-rediscovery-period", _duration, "how often the garbage collector re-reads discovery"),
+    ("cluster-signing-cert-file", str, "PEM CA certificate the csrsigning controller issues certificates with"),
+    ("cluster-signing-key-file", str, "PEM private key of --cluster-signing-cert-file"),
+    ("cluster-signing-duration", _duration, "longest lifetime of a signed certificate (controller default 8760h)"),
 )
 
 

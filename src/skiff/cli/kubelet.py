@@ -4,21 +4,22 @@ Runs until SIGTERM or SIGINT.  By default pods keep running when the kubelet
 exits, and the next kubelet on the same ``--root-dir`` adopts them;
 ``--stop-pods-on-exit`` stops them gracefully first (``skiff up`` passes it
 when the cluster stops).  It reaches the API server through --kubeconfig, or
---server/--token/--certificate-authority (a bootstrap token from ``skiff up``'s
-join line or ``skiff token create``).  SIGUSR1 prints every asyncio task's stack to stderr.
+--server/--token/--certificate-authority: a bootstrap token from ``skiff up``'s
+join line or ``skiff token create``, which the kubelet trades for a client
+certificate of its own (``skiff.kubelet.tls_bootstrap``: a CSR the
+controller-manager approves and signs) before it does anything else; it then
+runs with ``ROOT/kubelet.kubeconfig`` and that certificate, and a restart
+reuses them.  SIGUSR1 prints every asyncio task's stack to stderr.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import signal
 import sys
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from skiff.client import ClientConfig
 from skiff.client.cluster_defaults import CLUSTER_DNS, CLUSTER_DOMAIN
@@ -42,7 +43,9 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--kubeconfig", default=None, help="kubeconfig (default $KUBECONFIG or ~/.kube/config)")
     parser.add_argument("--server", default=None, help="API server URL, instead of --kubeconfig (with --token)")
-    parser.add_argument("--token", default=None, help="bearer token for --server (e.g. a bootstrap token)")
+    parser.add_argument(
+        "--token", default=None, help="bootstrap token for --server, traded for the node's client certificate"
+    )
     parser.add_argument("--certificate-authority", default=None, help="CA file that signed --server's certificate")
     parser.add_argument("--port", type=int, default=10250, help="kubelet HTTPS port; 0 picks a free one")
     parser.add_argument("--pod-cidr", default=None, help="pod CIDR override (default: node.spec.podCIDR)")
@@ -72,47 +75,47 @@ def parse_taints(text: str) -> list[dict[str, str]]:
     return taints
 
 
-def write_client_kubeconfig(root: Path, config: ClientConfig) -> Path:
-    """``ROOT/kubelet.kubeconfig`` for --server/--token (mode 0600: it holds the token); its path.
+async def bootstrap_kubeconfig(args: argparse.Namespace, root: Path, stop: asyncio.Event) -> Path | None:
+    """TLS bootstrapping for --server/--token: the kubeconfig to run with; None when stopped first."""
+    from skiff.kubelet.tls_bootstrap import ensure_client_certificate
 
-    The kubelet reads its connection from a kubeconfig, as upstream's does
-    after ``--bootstrap-kubeconfig``; the token itself stays the credential
-    (no client certificate is requested through a CSR yet).
-    """
-    user: dict[str, Any] = {"token": config.token} if config.token else {}
-    cluster: dict[str, Any] = {"server": config.server}
-    if config.ca_file:
-        cluster["certificate-authority"] = str(Path(config.ca_file).resolve())
-    document = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "default", "cluster": cluster}],
-        "users": [{"name": "kubelet", "user": user}],
-        "contexts": [{"name": "default", "context": {"cluster": "default", "user": "kubelet"}}],
-        "current-context": "default",
-    }
-    root.mkdir(parents=True, exist_ok=True)
-    path = root / "kubelet.kubeconfig"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as file:
-        yaml.safe_dump(document, file)
-    return path
+    bootstrap = ClientConfig(server=args.server, ca_file=args.certificate_authority, token=args.token)
+    exchange = asyncio.create_task(ensure_client_certificate(root, args.node_name, bootstrap))
+    stopper = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({exchange, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+        if not exchange.done():
+            exchange.cancel()
+            await asyncio.gather(exchange, return_exceptions=True)
+    return exchange.result() if not exchange.cancelled() else None
 
 
 async def run(args: argparse.Namespace) -> int:
+    from skiff.client import ApiError
     from skiff.kubelet.agent import Kubelet, KubeletConfig
+    from skiff.kubelet.tls_bootstrap import BootstrapError
 
     root = Path(args.root_dir) if args.root_dir else Path(args.data_dir) / "kubelet" / args.node_name
     kubeconfig_path = Path(args.kubeconfig) if args.kubeconfig else None
-    if args.server or args.token:
-        if args.kubeconfig or not (args.server and args.token):
-            print(
-                "skiff kubelet: give --server with --token (and --certificate-authority), or --kubeconfig",
-                file=sys.stderr,
-            )
-            return 2
-        client_config = ClientConfig(server=args.server, ca_file=args.certificate_authority, token=args.token)
-        kubeconfig_path = await asyncio.to_thread(write_client_kubeconfig, root, client_config)
+    if (args.server or args.token) and (args.kubeconfig or not (args.server and args.token)):
+        print(
+            "skiff kubelet: give --server with --token (and --certificate-authority), or --kubeconfig", file=sys.stderr
+        )
+        return 2
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    if args.server:
+        try:
+            kubeconfig_path = await bootstrap_kubeconfig(args, root, stop)
+        except (BootstrapError, ApiError, OSError) as err:
+            print(f"skiff kubelet: TLS bootstrap failed: {err}", file=sys.stderr)
+            return 1
+        if kubeconfig_path is None:
+            return 0
     config = KubeletConfig(
         node_name=args.node_name,
         node_ip=args.node_ip,
@@ -127,10 +130,6 @@ async def run(args: argparse.Namespace) -> int:
         cluster_domain=args.cluster_domain,
         stop_pods_on_exit=args.stop_pods_on_exit,
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     kubelet = Kubelet(config)
 
     def dump_tasks() -> None:

@@ -6,7 +6,10 @@ The token is a kube-system Secret ``bootstrap-token-<id>`` of type
 with --kubeconfig; the API server's bootstrap token authenticator
 (``skiff.apiserver.bootstrap_tokens``) accepts it until it expires.  The
 token is printed alone on stdout.  ``skiff up`` keeps one in
-``DATA_DIR/join-token`` (``ensure_join_token``) and prints a join line.
+``DATA_DIR/join-token`` (``ensure_join_token``) and prints a join line; like
+``kubeadm init`` it also binds the node-token group to the roles that let a
+joining kubelet post its CSR and have it auto-approved
+(``ensure_bootstrap_rbac``).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from skiff.apiserver.bootstrap_tokens import (
     user_for_secret,
 )
 from skiff.client import ApiClient, ApiError, ClientConfig, ConfigError, is_already_exists, is_not_found
-from skiff.client.resources import SECRETS
+from skiff.client.resources import CLUSTERROLEBINDINGS, SECRETS
 from skiff.client.timefmt import rfc3339
 
 #: kubeadm's default token lifetime.
@@ -102,6 +105,40 @@ async def ensure_join_token(client: ApiClient, path: Path) -> str:
     token = await create_token(client, description="skiff up: join token for extra nodes")
     await asyncio.to_thread(_write_private, path, token + "\n")
     return token
+
+
+#: kubeadm init's bootstrap-token phase (ClusterRoleBinding, ClusterRole, group): tokens of the default node
+#: group may post CSRs and have them approved (csrapproving's nodeclient), and nodes their renewals (selfnodeclient).
+BOOTSTRAP_BINDINGS = (
+    ("kubeadm:kubelet-bootstrap", "system:node-bootstrapper", NODE_TOKEN_GROUP),
+    (
+        "kubeadm:node-autoapprove-bootstrap",
+        "system:certificates.k8s.io:certificatesigningrequests:nodeclient",
+        NODE_TOKEN_GROUP,
+    ),
+    (
+        "kubeadm:node-autoapprove-certificate-rotation",
+        "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
+        "system:nodes",
+    ),
+)
+
+
+async def ensure_bootstrap_rbac(client: ApiClient) -> None:
+    """Create kubeadm's bindings that let a joining kubelet get its client certificate (existing ones are kept)."""
+    for name, role, group in BOOTSTRAP_BINDINGS:
+        body = {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group}],
+        }
+        try:
+            await client.create(CLUSTERROLEBINDINGS, body)
+        except ApiError as err:
+            if not is_already_exists(err):
+                raise
 
 
 def _expires_soon(secret: dict[str, Any]) -> bool:

@@ -14,7 +14,9 @@ to ``--kubeconfig FILE`` or merged into ``$KUBECONFIG``/``~/.kube/config`` as
 context ``skiff`` (as kind does), and the components get their own copy in
 ``DATA_DIR/admin.kubeconfig``.  A bootstrap token for extra nodes is kept
 in ``DATA_DIR/join-token`` (renewed when it nears expiry) and printed in a
-"join another node: skiff kubelet ..." line.  Requests are audited at
+"join another node: skiff kubelet ..." line; as with kubeadm, the token's
+group may post a CSR that the controller-manager approves and signs, so the
+joining kubelet ends up with a client certificate of its own.  Requests are audited at
 Metadata level (health checks excepted) to ``DATA_DIR/logs/audit.log`` under
 ``DATA_DIR/audit-policy.yaml``, written on first start, then the user's to
 edit.  Secrets are encrypted at rest under
@@ -96,12 +98,13 @@ async def join_token(admin_kubeconfig: Path, data_dir: Path) -> str | None:
     """The bootstrap token in ``DATA_DIR/join-token`` (made or renewed through the API); None if that fails."""
     import aiohttp
 
-    from skiff.cli.token import ensure_join_token
+    from skiff.cli.token import ensure_bootstrap_rbac, ensure_join_token
     from skiff.client import ApiClient, ApiError, ClientConfig
 
     try:
         config = await asyncio.to_thread(ClientConfig.from_kubeconfig, admin_kubeconfig)
         async with ApiClient(config, user_agent="skiff-up") as client:
+            await ensure_bootstrap_rbac(client)
             return await ensure_join_token(client, data_dir / "join-token")
     except (ApiError, OSError, ValueError, aiohttp.ClientError) as err:
         print(f"skiff up: no join token: {err}", file=sys.stderr, flush=True)
@@ -163,6 +166,7 @@ async def run(args: argparse.Namespace) -> int:
             audit_log_path=args.audit_log_path,
             audit_log_maxsize=args.audit_log_maxsize,
             audit_log_maxbackup=args.audit_log_maxbackup,
+            authorization_modes=args.authorization_mode,
         ),
         store=store,
     )

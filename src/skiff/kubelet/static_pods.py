@@ -6,7 +6,7 @@ named ``<name>-<node>`` whose UID is a hash of the manifest and the node, run
 by the pod runtime directly — so static pods work before and without an
 apiserver, which is what self-hosting needs.  A mirror pod (annotations
 ``kubernetes.io/config.mirror``/``config.hash``/``config.source: file``,
-ownerReference to the Node) is created in the API; the runtime publishes the
+controller ownerReference to the Node) is created in the API; the runtime publishes the
 static pod's status to it and never runs a mirror pod itself.  A changed
 manifest restarts the pod under its new hash; a removed one stops it and
 deletes its mirror.
@@ -130,7 +130,10 @@ class StaticPods:
         uid = meta.pop("uid")
         meta["annotations"][MIRROR] = uid
         node = self.node["metadata"]
-        meta["ownerReferences"] = [{"apiVersion": "v1", "kind": "Node", "name": node["name"], "uid": node["uid"]}]
+        # A controller reference to this Node, as upstream's kubelet sets (NodeRestriction requires it).
+        meta["ownerReferences"] = [
+            {"apiVersion": "v1", "kind": "Node", "name": node["name"], "uid": node["uid"], "controller": True}
+        ]
         mirror.pop("status", None)
         try:
             await self.client.create(PODS, mirror)

@@ -43,6 +43,11 @@ def components(cluster: LocalCluster) -> list[Component]:
                 a.cluster_cidr,
                 "--root-ca-file",
                 str(cluster.data_dir / "pki" / "ca.crt"),
+                # The cluster CA signs kubelet client certificates (TLS bootstrapping of joining nodes).
+                "--cluster-signing-cert-file",
+                str(cluster.data_dir / "pki" / "ca.crt"),
+                "--cluster-signing-key-file",
+                str(cluster.data_dir / "pki" / "ca.key"),
                 "--local-volume-dir",
                 str(cluster.data_dir / "volumes"),
             ),

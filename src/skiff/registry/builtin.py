@@ -28,6 +28,7 @@ from skiff.registry.apps.replicaset import ReplicaSetStrategy
 from skiff.registry.apps.statefulset import StatefulSetStrategy
 from skiff.registry.batch.cronjob import CronJobStrategy
 from skiff.registry.batch.job import JobStrategy
+from skiff.registry.certificates.certificatesigningrequest import CertificateSigningRequestStrategy
 from skiff.registry.coordination.lease import LeaseStrategy
 from skiff.registry.core.configmap import ConfigMapStrategy
 from skiff.registry.core.endpoints import EndpointsStrategy
@@ -60,6 +61,7 @@ GROUP_ORDER: tuple[str, ...] = (
     "authentication.k8s.io",
     "authorization.k8s.io",
     "batch",
+    "certificates.k8s.io",
     "policy",
     "rbac.authorization.k8s.io",
     "storage.k8s.io",
@@ -182,6 +184,9 @@ BUILTIN: tuple[ResourceInfo, ...] = (
     _row("batch", "cronjobs", "CronJob", True, CronJobStrategy, short_names=("cj",), categories=ALL,
          subresources=STATUS),
     _row("batch", "jobs", "Job", True, JobStrategy, categories=ALL, subresources=STATUS),
+    # certificates.k8s.io/v1
+    _row("certificates.k8s.io", "certificatesigningrequests", "CertificateSigningRequest", False,
+         CertificateSigningRequestStrategy, short_names=("csr",), subresources=("approval", "status")),
     # policy/v1
     _row("policy", "poddisruptionbudgets", "PodDisruptionBudget", True, PodDisruptionBudgetStrategy,
          short_names=("pdb",), subresources=STATUS),

@@ -25,7 +25,9 @@ Semantics, all as upstream:
   ObjectMeta validation) → write hooks' begin (allocations) → validating
   admission → compare-and-swap write → hooks' finish → error translation
   (KeyExists → 409 AlreadyExists, lost race → retry or 409 Conflict).
-  Admission (``registry.admission``) also runs before a delete; write hooks
+  Admission (``registry.admission``) also runs before a delete, and
+  (``admit_subresource_create``) on the body of a create served elsewhere
+  (pods/eviction, serviceaccounts/token); write hooks
   (``registry.write_hooks``) hear of every real delete.
 * ``resourceVersion`` is the key's mod revision, never stored.  An update
   whose body carries a resourceVersion must match it (409 otherwise); without
@@ -390,6 +392,20 @@ class GenericRegistry:
             causes = validate_update_metadata(new, old, self.info.namespaced)
         if causes:
             raise invalid(self.info.kind, self.info.group, name, causes)
+
+    # -- subresource creates ----------------------------------------------------------------
+    async def admit_subresource_create(
+        self, namespace: str | None, name: str, body: Obj, subresource: str, *, dry_run: bool = False
+    ) -> None:
+        """Admission of a create served outside this registry's write sequence (pods/eviction,
+        serviceaccounts/token): ``body`` is the request's object, as upstream's create handler admits it
+        before the subresource's storage runs."""
+        attrs = self._attrs(
+            Operation.CREATE, body, None, name=name, subresource=subresource, namespace=namespace or "",
+            dry_run=dry_run,
+        )  # fmt: skip
+        await self.admission.admit(attrs)
+        await self.admission.validate(attrs)
 
     # -- delete ------------------------------------------------------------------------------
     async def delete(

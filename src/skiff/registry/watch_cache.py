@@ -389,6 +389,13 @@ class WatchCache:
         w = CacheWatcher(ns, selection, self.max_queue)
         return self._stream(w, after, initial_events_end, bookmarks, timeout, COALESCE_LINES if coalesce else 1)
 
+    def events_after(self, revision: int) -> list[CacheEvent] | None:
+        """Every change after ``revision``, oldest first; None when the ring no longer holds them all
+        (compacted away, or the cache re-listed since), so an index kept beside the cache re-reads a snapshot."""
+        if revision < self.history_from:
+            return None
+        return self._events_after(revision)
+
     def _events_after(self, revision: int) -> list[CacheEvent]:
         out: list[CacheEvent] = []
         for event in reversed(self._ring):

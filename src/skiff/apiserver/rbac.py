@@ -170,9 +170,6 @@ class Binding:
             tuple(described),
         )
 
-    def applies_to(self, user: UserInfo) -> bool:
-        return user.name in self.users or not self.groups.isdisjoint(user.groups)
-
     def subject_for(self, user: UserInfo) -> str:
         for description, key in self.subjects:
             if key == user.name or key in user.groups:
@@ -184,14 +181,34 @@ class Binding:
         return f'{self.kind} "{name}" of {self.role_kind} "{self.role_name}"'
 
 
+class BindingScope:
+    """The bindings of one scope (cluster-wide, or one namespace) looked up by subject, kept in list order."""
+
+    def __init__(self, bindings: Iterable[Binding]) -> None:
+        self.bindings = tuple(bindings)
+        self._by_user: dict[str, list[int]] = {}
+        self._by_group: dict[str, list[int]] = {}
+        for position, binding in enumerate(self.bindings):
+            for user in binding.users:
+                self._by_user.setdefault(user, []).append(position)
+            for group in binding.groups:
+                self._by_group.setdefault(group, []).append(position)
+
+    def applying_to(self, user: UserInfo) -> list[Binding]:
+        positions = list(self._by_user.get(user.name, ()))
+        for group in user.groups:
+            positions += self._by_group.get(group, ())
+        return [self.bindings[p] for p in sorted(set(positions))]
+
+
 @dataclass(frozen=True)
 class RbacIndex:
     """Compiled roles and bindings at one moment."""
 
     cluster_roles: Mapping[str, tuple[Rule, ...]] = field(default_factory=dict)
     roles: Mapping[tuple[str, str], tuple[Rule, ...]] = field(default_factory=dict)
-    cluster_bindings: tuple[Binding, ...] = ()
-    bindings: Mapping[str, tuple[Binding, ...]] = field(default_factory=dict)
+    cluster_bindings: BindingScope = field(default_factory=lambda: BindingScope(()))
+    bindings: Mapping[str, BindingScope] = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -208,8 +225,8 @@ class RbacIndex:
         return cls(
             {_name(r): compile_rules(r) for r in cluster_roles},
             {(_namespace(r), _name(r)): compile_rules(r) for r in roles},
-            tuple(Binding.of(b) for b in cluster_role_bindings),
-            {ns: tuple(bs) for ns, bs in by_namespace.items()},
+            BindingScope(Binding.of(b) for b in cluster_role_bindings),
+            {ns: BindingScope(bs) for ns, bs in by_namespace.items()},
         )
 
     def _rules_of(self, binding: Binding) -> tuple[Rule, ...] | None:
@@ -222,13 +239,12 @@ class RbacIndex:
     def visit(self, user: UserInfo, namespace: str) -> Iterator[tuple[Binding, tuple[Rule, ...] | None]]:
         """Each binding that applies to ``user`` (cluster-wide, then ``namespace``'s) with its role's rules,
         None when the role does not exist."""
-        for binding in self.cluster_bindings:
-            if binding.applies_to(user):
+        for binding in self.cluster_bindings.applying_to(user):
+            yield binding, self._rules_of(binding)
+        scope = self.bindings.get(namespace) if namespace else None
+        if scope is not None:
+            for binding in scope.applying_to(user):
                 yield binding, self._rules_of(binding)
-        if namespace:
-            for binding in self.bindings.get(namespace, ()):
-                if binding.applies_to(user):
-                    yield binding, self._rules_of(binding)
 
 
 def _name(obj: Mapping[str, Any]) -> str:

@@ -10,8 +10,9 @@ Parameters (test ids):
   ``fresh_store`` starts a member of its own, for assertions on absolute
   revisions or on the whole keyspace.
 * ``facade`` — a ``SqliteStore`` served by ``FacadeServer`` on 127.0.0.1:0 and
-  reached through ``EtcdStore.connect``: the facade and the etcd backend are
-  proven together against the same assertions (fresh per test).
+  reached through ``EtcdStore.connect``, over TLS with client certificates
+  (as ``skiff up`` serves it): the facade and the etcd backend are proven
+  together against the same assertions (fresh per test).
 
 Real etcd members shared by the session run on an event loop of their own, in
 a background thread: each test gets its own event loop (pytest-asyncio's
@@ -47,8 +48,10 @@ class SharedEtcdMembers:
     them; ``endpoint`` is awaited from the caller's loop without blocking it.
     """
 
-    def __init__(self, base_dir: Path) -> None:
+    def __init__(self, base_dir: Path, tls: Any = None) -> None:
+        """``tls``: a :class:`skiff.store.tls.TlsFiles` to start the members with TLS and client-cert auth."""
         self._base_dir = base_dir
+        self._tls = tls
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="etcd-members", daemon=True)
         self._thread.start()
@@ -67,7 +70,7 @@ class SharedEtcdMembers:
 
             binary = etcd_binary(version)
             data_dir = self._base_dir / f"etcd-{version}"
-            self._members[version] = await EtcdMember.start(binary, data_dir)
+            self._members[version] = await EtcdMember.start(binary, data_dir, tls=self._tls)
         return str(self._members[version].endpoint)
 
     def close(self) -> None:
@@ -119,16 +122,21 @@ async def _open_backend(
         stack.push_async_callback(sqlite_store.close)
         return sqlite_store
     if backend == "facade":
+        from skiff.apiserver.pki import ensure_etcd_pki
         from skiff.store.etcd import EtcdStore
         from skiff.store.facade import FacadeServer
         from skiff.store.sqlite import SqliteStore
+        from skiff.store.tls import TlsFiles
 
+        pki = await asyncio.to_thread(ensure_etcd_pki, tmp_path)
         served = await SqliteStore.open(tmp_path / "facade.db")
         stack.push_async_callback(served.close)
-        server = FacadeServer(served)
-        port = await server.start("127.0.0.1:0")
+        server = FacadeServer(served, tls=TlsFiles(pki.ca_cert, pki.server_cert, pki.server_key))
+        port = await server.start("https://127.0.0.1:0")
         stack.push_async_callback(server.stop)
-        facade_client: Store = await EtcdStore.connect([f"127.0.0.1:{port}"])
+        facade_client: Store = await EtcdStore.connect(
+            [f"127.0.0.1:{port}"], ca_file=pki.ca_cert, cert_file=pki.client_cert, key_file=pki.client_key
+        )
         stack.push_async_callback(facade_client.close)
         return facade_client
     version = backend.removeprefix("etcd-")

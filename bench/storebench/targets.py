@@ -109,7 +109,7 @@ async def _facade(workdir: Path) -> AsyncIterator[RunningTarget]:
             "--data-dir",
             str(workdir / "data"),
             "--listen",
-            "127.0.0.1:0",
+            "http://127.0.0.1:0",  # plaintext, like the etcd members it is compared with
             stdin=asyncio.subprocess.DEVNULL,
             stdout=stdout,
             stderr=stderr,

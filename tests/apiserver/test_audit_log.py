@@ -126,6 +126,36 @@ def test_health_checks_are_not_logged(audited: tuple[RunningApiServer, Path]) ->
     assert not events(log_path, want=0, stage="RequestReceived")
 
 
+def test_pod_security_annotates_the_event(audited: tuple[RunningApiServer, Path], tmp_path: Path) -> None:
+    server, log_path = audited
+    kubectl = Kubectl(server, tmp_path / "cache")
+    kubectl.ok("create", "namespace", "audited-ps")
+    labels = ("pod-security.kubernetes.io/enforce=baseline", "pod-security.kubernetes.io/audit=restricted")
+    kubectl.ok("label", "namespace", "audited-ps", *labels)
+    kubectl.ok("run", "audited-pod", "--image=busybox", "-n", "audited-ps")
+    deadline = time.monotonic() + 5
+    while True:
+        created = [
+            e
+            for e in events(log_path, verb="create")
+            if e.get("objectRef", {}).get("namespace") == "audited-ps" and e["objectRef"]["resource"] == "pods"
+        ]
+        if created or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    [event] = created
+    annotations = event["annotations"]
+    assert annotations["pod-security.kubernetes.io/enforce-policy"] == "baseline:latest"
+    assert annotations["pod-security.kubernetes.io/audit-violations"] == (
+        'would violate PodSecurity "restricted:latest": allowPrivilegeEscalation != false '
+        '(container "audited-pod" must set securityContext.allowPrivilegeEscalation=false), '
+        'unrestricted capabilities (container "audited-pod" must set securityContext.capabilities.drop=["ALL"]), '
+        'runAsNonRoot != true (pod or container "audited-pod" must set securityContext.runAsNonRoot=true), '
+        'seccompProfile (pod or container "audited-pod" must set securityContext.seccompProfile.type to '
+        '"RuntimeDefault" or "Localhost")'
+    )
+
+
 def test_rotation_keeps_maxbackup_files(tmp_path: Path) -> None:
     policy = tmp_path / "policy.yaml"
     policy.write_text(POLICY)

@@ -1,10 +1,13 @@
-"""``skiff apiserver --store etcd://`` on a real etcd 3.5.1: the semantics the SQLite suites check.
+"""``skiff apiserver --store https://`` on a real etcd 3.5.1: the semantics the SQLite suites check.
 
 One etcd member (started with :mod:`skiff.store.etcd_process`, on a private
-event loop thread, stopped by PID at the end) serves the whole module.  The
-module's API server uses it through ``--store etcd://``; the restart and
-second-server tests start more ``skiff apiserver`` processes on the same
-member, as kube-apiserver replicas share one etcd:
+event loop thread, stopped by PID at the end) serves the whole module, over
+TLS with ``--client-cert-auth`` (certificates from
+:func:`skiff.apiserver.pki.ensure_etcd_pki`).  The module's API server uses it
+through ``--store https://`` with ``--etcd-cafile``/``--etcd-certfile``/
+``--etcd-keyfile``; the restart and second-server tests start more ``skiff
+apiserver`` processes on the same member, as kube-apiserver replicas share one
+etcd:
 
 * CRUD, patch (strategic, merge, JSON) and delete of a Deployment and a
   ConfigMap with the real kubectl 1.32 and with the official Python client;
@@ -19,7 +22,9 @@ member, as kube-apiserver replicas share one etcd:
 * concurrent writes whose admission reads an idle resource (pods: LimitRanges,
   PriorityClasses) all succeed promptly: concurrent progress requests used to
   break the etcd watch stream (gRPC allows one pending write per call) and
-  the watch caches re-listed, each create then waiting about a second.
+  the watch caches re-listed, each create then waiting about a second;
+* without a client certificate the API server does not start (exit 1, a
+  one-line reason), and neither with a plaintext ``etcd://`` to a TLS member.
 """
 
 # The harness's fixtures are imported by name, so their parameters shadow the imports.
@@ -33,8 +38,10 @@ import json
 import queue
 import signal
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +58,9 @@ from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
 from conftest import SharedEtcdMembers
+from skiff.apiserver.pki import EtcdPki, ensure_etcd_pki
 from skiff.store.etcd import EtcdStore
+from skiff.store.tls import TlsFiles
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -88,20 +97,35 @@ spec:
 """
 
 
+@dataclass(frozen=True)
+class TlsEtcd:
+    endpoint: str
+    pki: EtcdPki
+
+    def store_args(self) -> tuple[str, ...]:
+        """``skiff apiserver``'s flags for this member, as kube-apiserver's --etcd-* flags."""
+        return (
+            *("--store", f"https://{self.endpoint}", "--etcd-cafile", str(self.pki.ca_cert)),
+            *("--etcd-certfile", str(self.pki.client_cert), "--etcd-keyfile", str(self.pki.client_key)),
+        )
+
+
 @pytest.fixture(scope="module")
-def etcd_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real etcd 3.5.1 of this module's own (not the session's shared one: our servers compact it)."""
-    members = SharedEtcdMembers(tmp_path_factory.mktemp("etcd"))
+def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsEtcd]:
+    """A real etcd 3.5.1 of this module's own (not the session's shared one: our servers compact it), TLS only."""
+    base = tmp_path_factory.mktemp("etcd")
+    pki = ensure_etcd_pki(base)
+    members = SharedEtcdMembers(base, tls=TlsFiles(pki.ca_cert, pki.server_cert, pki.server_key))
     try:
-        yield asyncio.run(members.endpoint(ETCD_VERSION))
+        yield TlsEtcd(asyncio.run(members.endpoint(ETCD_VERSION)), pki)
     finally:
         members.close()
 
 
 @pytest.fixture(scope="module")
-def apiserver(etcd_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApiServer]:
+def apiserver(etcd: TlsEtcd, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApiServer]:
     """The module's server (the harness's ``kubectl`` fixture uses it by this name)."""
-    with running_apiserver(tmp_path_factory.mktemp("apiserver"), "--store", f"etcd://{etcd_endpoint}") as server:
+    with running_apiserver(tmp_path_factory.mktemp("apiserver"), *etcd.store_args()) as server:
         yield server
 
 
@@ -260,10 +284,10 @@ def test_kubectl_get_watch_sees_a_patch(kubectl: Kubectl) -> None:
 
 
 def test_a_second_apiserver_reads_its_peers_writes_at_once(
-    apiserver: RunningApiServer, etcd_endpoint: str, tmp_path: Path, api_client: client.ApiClient
+    apiserver: RunningApiServer, etcd: TlsEtcd, tmp_path: Path, api_client: client.ApiClient
 ) -> None:
     core = client.CoreV1Api(api_client)
-    with running_apiserver(tmp_path / "peer", "--store", f"etcd://{etcd_endpoint}") as peer:
+    with running_apiserver(tmp_path / "peer", *etcd.store_args()) as peer:
         peer_kubectl = Kubectl(peer, tmp_path / "peer-cache")
         for i in range(5):
             peer_kubectl.ok("create", "-f", "-", stdin=CONFIGMAP.format(name=f"peer-{i}", suite="peer"))
@@ -280,14 +304,14 @@ def test_a_second_apiserver_reads_its_peers_writes_at_once(
         assert len(exact.items) == 5
 
 
-def test_objects_survive_an_apiserver_restart(etcd_endpoint: str, tmp_path: Path) -> None:
+def test_objects_survive_an_apiserver_restart(etcd: TlsEtcd, tmp_path: Path) -> None:
     base = tmp_path / "restarted"
-    with running_apiserver(base, "--store", f"etcd://{etcd_endpoint}") as first:
+    with running_apiserver(base, *etcd.store_args()) as first:
         before = Kubectl(first, tmp_path / "cache1")
         before.ok("create", "-f", "-", stdin=DEPLOYMENT.format(name="rs-web"))
         before.ok("create", "-f", "-", stdin=CONFIGMAP.format(name="rs-cm", suite="restart"))
         written = {kind: get_json(before, kind, name)["metadata"] for kind, name in _RESTART_OBJECTS}
-    with running_apiserver(base, "--store", f"etcd://{etcd_endpoint}") as second:
+    with running_apiserver(base, *etcd.store_args()) as second:
         after = Kubectl(second, tmp_path / "cache2")
         for kind, name in _RESTART_OBJECTS:
             meta = get_json(after, kind, name)["metadata"]
@@ -296,8 +320,11 @@ def test_objects_survive_an_apiserver_restart(etcd_endpoint: str, tmp_path: Path
         after.ok("delete", "configmap", "rs-cm")
 
 
-async def test_concurrent_progress_requests_keep_the_etcd_watch(etcd_endpoint: str) -> None:
-    store = await EtcdStore.connect([etcd_endpoint])
+async def test_concurrent_progress_requests_keep_the_etcd_watch(etcd: TlsEtcd) -> None:
+    pki = etcd.pki
+    store = await EtcdStore.connect(
+        [etcd.endpoint], ca_file=pki.ca_cert, cert_file=pki.client_cert, key_file=pki.client_key
+    )
     watcher = await store.watch(b"/progress-test/", b"/progress-test0", progress_notify=True)
     try:
         for _ in range(3):
@@ -347,3 +374,20 @@ def _line_reader(proc: subprocess.Popen[str]) -> queue.Queue[str]:
 
     threading.Thread(target=pump, daemon=True).start()
     return lines
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(("--etcd-cafile", "{ca}"), id="https-without-client-certificate"),
+        pytest.param((), id="plaintext-etcd-url"),
+    ],
+)
+def test_no_start_without_a_client_certificate(etcd: TlsEtcd, tmp_path: Path, args: tuple[str, ...]) -> None:
+    scheme = "https" if args else "etcd"
+    store = ("--store", f"{scheme}://{etcd.endpoint}", *(a.format(ca=etcd.pki.ca_cert) for a in args))
+    command = [sys.executable, "-m", "skiff.cli.main", "apiserver", "--data-dir", str(tmp_path), "--secure-port", "0"]
+    done = subprocess.run([*command, *store], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 1, done.stderr
+    # A one-line reason, no traceback (grpc's own handshake log lines may come around it).
+    assert "skiff apiserver: cannot start: " in done.stderr and "Traceback" not in done.stderr, done.stderr

@@ -18,6 +18,7 @@ from skiff.apiserver.rbac_bootstrap import (
     BOOTSTRAPPING_LABEL,
     bootstrap_policy,
     reconcile_policy,
+    skiff_policy,
 )
 from skiff.apiserver.served import ResourceRegistry
 from skiff.apiserver.server import ApiServer, ApiServerConfig
@@ -69,7 +70,14 @@ async def test_creates_the_policy_and_a_second_run_changes_nothing(tmp_path: Pat
         await reconcile_policy(server.served)
         first = await versions(server)
         counts = {p: sum(1 for key in first if key[0] == p) for p in PLURALS}
-        assert counts == {"clusterroles": 64, "clusterrolebindings": 45, "roles": 7, "rolebindings": 7}
+        skiff = skiff_policy()  # Skiff's own roles and bindings, beside upstream's
+        skiff_counts = (len(skiff.cluster_roles), len(skiff.cluster_role_bindings))
+        assert counts == {
+            "clusterroles": 64 + skiff_counts[0],
+            "clusterrolebindings": 45 + skiff_counts[1],
+            "roles": 7,
+            "rolebindings": 7,
+        }
 
         scheduler = await get(server, "clusterroles", "system:kube-scheduler")
         expected = next(r for r in policy.cluster_roles if r["metadata"]["name"] == "system:kube-scheduler")
@@ -187,7 +195,8 @@ async def test_concurrent_runs_agree(tmp_path: Path) -> None:
     async with started_apiserver(tmp_path) as server:
         await asyncio.gather(*(reconcile_policy(server.served, deadline_s=5) for _ in range(3)))
         first = await versions(server)
-        assert len(first) == 64 + 45 + 7 + 7
+        skiff = skiff_policy()
+        assert len(first) == 64 + 45 + 7 + 7 + len(skiff.cluster_roles) + len(skiff.cluster_role_bindings)
         await reconcile_policy(server.served)
         assert await versions(server) == first
 

@@ -1,14 +1,18 @@
 """Property-based requests from our own OpenAPI v3 documents (schemathesis), against a real ``skiff apiserver``.
 
-The documents of ``api/v1`` and ``apis/apps/v1`` are loaded from the running
-server and handed to schemathesis; for a subset of operations (create, get,
-list, patch, delete of configmaps, secrets, services, pods, namespaces and
-deployments) Hypothesis draws a bounded number of requests — positive
-(matching the schemas) and negative (violating them) — sent over HTTPS with
-the admin client certificate.  Every answer must be below 500 with no Python
-traceback in its body, and a rejected create must leave the number of stored
-objects unchanged.  Namespaced operations target one existing namespace so
-creates reach validation instead of stopping at "namespace not found".
+The documents of ``api/v1``, ``apis/apps/v1``, ``apis/batch/v1``,
+``apis/rbac.authorization.k8s.io/v1``, ``apis/coordination.k8s.io/v1`` and
+``apis/certificates.k8s.io/v1`` are loaded from the running server and handed
+to schemathesis; for a subset of operations (create, get, list, patch, delete
+of configmaps, secrets, services, pods, namespaces, deployments, jobs, roles,
+rolebindings, leases and certificatesigningrequests — not clusterroles or
+clusterrolebindings, whose deletion could lock the run out) Hypothesis draws a
+bounded number of requests — positive (matching the schemas) and negative
+(violating them) — sent over HTTPS with the admin client certificate.  Every
+answer must be below 500 with no Python traceback in its body, and a rejected
+create must leave the number of stored objects unchanged.  Namespaced
+operations target one existing namespace so creates reach validation instead
+of stopping at "namespace not found".  55 operations, 1,100 requests.
 
 Deterministic (``derandomize``), no example database, no shrinking: the run
 stays bounded; the failures found are all reported at the end.
@@ -32,7 +36,11 @@ from schemathesis import GenerationMode
 
 NS = "fuzz"
 EXAMPLES_PER_OPERATION = 10
-RESOURCES = ("configmaps", "secrets", "services", "pods", "namespaces", "deployments")
+RESOURCES = (
+    *("configmaps", "secrets", "services", "pods", "namespaces", "deployments"),
+    *("jobs", "roles", "rolebindings", "leases", "certificatesigningrequests"),
+)
+CLUSTER_SCOPED = ("namespaces", "certificatesigningrequests")
 #: create, list, get, patch, delete — not deletecollection (it would empty the namespace the run relies on).
 OPERATIONS = {("POST", "collection"), ("GET", "collection"), ("GET", "item"), ("PATCH", "item"), ("DELETE", "item")}
 TRACEBACK = b"Traceback (most recent call last)"
@@ -64,7 +72,7 @@ def _selected(path: str, method: str) -> bool:
     plural = parts[-2] if item else parts[-1]  # subresources (.../{name}/status) end in neither
     if plural not in RESOURCES:
         return False
-    if plural != "namespaces" and "{namespace}" not in parts:
+    if plural not in CLUSTER_SCOPED and "{namespace}" not in parts:
         return False  # the all-namespaces list of a namespaced resource: the namespaced one covers it
     return (method.upper(), "item" if item else "collection") in OPERATIONS
 
@@ -108,7 +116,17 @@ def _exercise(operation: Any, mode: GenerationMode, session: requests.Session, b
     run()
 
 
-@pytest.mark.parametrize("group_version", ["api/v1", "apis/apps/v1"])
+GROUP_VERSIONS = [
+    "api/v1",
+    "apis/apps/v1",
+    "apis/batch/v1",
+    "apis/rbac.authorization.k8s.io/v1",
+    "apis/coordination.k8s.io/v1",
+    "apis/certificates.k8s.io/v1",
+]
+
+
+@pytest.mark.parametrize("group_version", GROUP_VERSIONS)
 def test_generated_requests_get_no_server_errors(
     apiserver: RunningApiServer, session: requests.Session, group_version: str
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import signal
 import sqlite3
 import subprocess
@@ -14,6 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 from apiserver_harness import KUBECTL
+
+from conftest import etcd_binary
 
 START_DEADLINE_S = 60.0
 
@@ -63,12 +66,12 @@ def test_up_writes_a_working_kubeconfig(tmp_path: Path) -> None:
     try:
         text = _wait_for_kubeconfig_line(proc, out)
         assert re.search(r"Kubernetes API on https://127(\.\d+){3}:\d+", text)
-        assert re.search(r"etcd v3 API on 127(\.\d+){3}:\d+", text)
         assert f"kubeconfig written to {target} (context skiff)" in text
         config = yaml.safe_load(target.read_text())
         assert config["current-context"] == "skiff"
         _kubectl(target, "create", "configmap", "up-cm", "--from-literal=a=b")
         assert _kubectl(target, "get", "configmap", "up-cm", "-o", "jsonpath={.data.a}") == "b"
+        _check_etcd_api_is_tls_only(text, tmp_path / "data")
         # Secure by default: secrets are encrypted at rest with a key made on first start.
         encryption = tmp_path / "data" / "pki" / "encryption-config.yaml"
         assert encryption.stat().st_mode & 0o777 == 0o600
@@ -86,6 +89,36 @@ def test_up_writes_a_working_kubeconfig(tmp_path: Path) -> None:
         assert bytes(value).startswith(b"k8s:enc:aescbc:v1:key1:") and b"dXAtcGxhaW50ZXh0LTRiMWU=" not in value
     finally:
         _stop(proc, tmp_path)
+
+
+def _check_etcd_api_is_tls_only(text: str, data_dir: Path) -> None:
+    """The printed etcdctl command works (real etcdctl 3.5.1); without the client certificate nothing does."""
+    found = re.search(r"etcd v3 API on https://(127(?:\.\d+){3}:\d+); try: (etcdctl .*)", text)
+    assert found, text
+    endpoint, command = found.group(1), shlex.split(found.group(2))
+    pki = data_dir / "pki" / "etcd"
+    assert command[1:] == [
+        *("--cacert", str(pki / "ca.crt"), "--cert", str(pki / "client.crt"), "--key", str(pki / "client.key")),
+        *("--endpoints", f"https://{endpoint}", "member", "list"),
+    ]
+    etcdctl = str(etcd_binary("3.5.1").etcdctl)
+    env = {**os.environ, "ETCDCTL_API": "3"}
+    done = subprocess.run([etcdctl, *command[1:]], capture_output=True, text=True, timeout=60, env=env, check=False)
+    assert done.returncode == 0 and f"https://{endpoint}, false" in done.stdout, done.stderr
+    keys = [*command[1:-2], "get", "--prefix", "/registry/core/configmaps/default/", "--keys-only"]
+    done = subprocess.run([etcdctl, *keys], capture_output=True, text=True, timeout=60, env=env, check=False)
+    assert "/registry/core/configmaps/default/up-cm" in done.stdout.split(), done.stderr
+    quick = ["--dial-timeout=2s", "--command-timeout=3s", "--endpoints", endpoint]
+    for refused in ([], ["--cacert", str(pki / "ca.crt")]):
+        done = subprocess.run(
+            [etcdctl, *quick, *refused, "get", "--prefix", "/"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+            check=False,
+        )
+        assert done.returncode == 1 and done.stdout == "", done.stdout
 
 
 def test_up_merges_into_the_users_kubeconfig(tmp_path: Path) -> None:

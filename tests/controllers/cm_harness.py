@@ -2,6 +2,8 @@
 
 ``running_manager(kubeconfig, names)`` builds only the named controllers
 (discovered exactly as ``skiff controller-manager`` does), runs them
+as their ServiceAccounts (``--use-service-account-credentials``, as ``skiff
+up`` does: a controller doing what its RBAC role does not allow fails here),
 without leader election by default (on ``clock`` when given, e.g. a
 FakeClock), waits for the informers to sync and yields an ``ApiClient``
 plus the manager; on exit the manager is stopped and
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from skiff.client import ApiClient, ClientConfig
+from skiff.client.clientbuilder import ServiceAccountClientBuilder
 from skiff.client.clock import Clock
 from skiff.client.resources import NAMESPACES, PODS
 from skiff.client.timefmt import rfc3339
@@ -41,7 +44,8 @@ async def running_manager(
     specs = [s for s in discover_specs() if s.name in names]
     assert {s.name for s in specs} == set(names), f"unknown controllers among {names}"
     client = ApiClient(ClientConfig.from_kubeconfig(kubeconfig), user_agent="cm-test")
-    manager = ControllerManager(client, specs, options=options, clock=clock)
+    accounts = ServiceAccountClientBuilder(client, user_agent="cm-test")
+    manager = ControllerManager(client, specs, options=options, clock=clock, service_account_clients=accounts.client)
     task = asyncio.create_task(manager.run(leader_elect=leader_elect))
     try:
         await asyncio.wait_for(_synced_or_failed(manager, task), DEADLINE_S)
@@ -49,6 +53,7 @@ async def running_manager(
     finally:
         manager.stop()
         await asyncio.wait_for(task, 30)
+        await accounts.close()
         await close_client(client)
 
 

@@ -2,8 +2,9 @@
 
 ``operator_env`` starts ``skiff up --no-etcd-operator`` (see ``cluster_harness.running_cluster``) and then
 the operator as a separate process of its own (own session, its output kept in files under the test's
-directory), so that a test can take the operator down while members die and bring it back.  Reconcile
-interval 1 s and quorum-loss grace 5 s keep the scenarios short.  At the end the operator gets SIGTERM
+directory; the kubeconfig ``skiff up`` wrote for the operator's own identity), so that a test can take
+the operator down while members die and bring it back.  Reconcile interval 1 s and quorum-loss grace
+5 s keep the scenarios short.  At the end the operator gets SIGTERM
 and must exit 0; then ``running_cluster`` asserts its own clean exit and that no pod process survives.
 
 Members are checked the way etcd sees them, never by counting pods: ``MemberClient`` is a small
@@ -441,7 +442,9 @@ def operator_env(base: Path, environ: dict[str, str] | None = None) -> Iterator[
     backup_dir.mkdir()
     state_dir.mkdir()
     with running_cluster(base / "cluster", "--no-etcd-operator") as running:
-        operator = OperatorProcess(running.kubeconfig, base, backup_dir, state_dir, environ)
+        # The operator's own identity (system:skiff-etcd-operator), as ``skiff up`` runs it: least privilege.
+        kubeconfig = running.data_dir / "etcd-operator.kubeconfig"
+        operator = OperatorProcess(kubeconfig, base, backup_dir, state_dir, environ)
         env = EtcdOperatorEnv(running, operator, base, backup_dir, state_dir)
         try:
             operator.start()

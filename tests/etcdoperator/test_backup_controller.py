@@ -64,11 +64,7 @@ NOW = 1_800_000_000.0
             "spec.backupPolicy.maxBackups must be an integer",
             id="string-max",
         ),
-        pytest.param(
-            {"etcdEndpoints": ["x"], "clientTLSSecret": "tls"},
-            "spec.clientTLSSecret: TLS to etcd is not supported yet",
-            id="tls",
-        ),
+        pytest.param({"etcdEndpoints": ["x"], "clientTLSSecret": "tls"}, None, id="tls"),
     ],
 )
 def test_validate(spec: Obj, problem: str | None) -> None:
@@ -80,6 +76,7 @@ def test_policy_defaults_and_endpoints() -> None:
     policy = bc.policy_of({"backupPolicy": {"timeoutInSecond": 5, "backupIntervalInSecond": 30, "maxBackups": 3}})
     assert policy == bc.BackupPolicy(5, 30, 3) and policy.periodic
     assert bc.endpoints_of({"etcdCluster": {"name": "demo"}}) == ["http://demo-client:2379"]
+    assert bc.endpoints_of({"etcdCluster": {"name": "demo"}}, secure=True) == ["https://demo-client:2379"]
     assert bc.endpoints_of({"etcdEndpoints": ["http://a:1"], "etcdCluster": {"name": "demo"}}) == ["http://a:1"]
     assert bc.storage_section({"local": {"path": "p"}}) == ("Local", {"path": "p"})
     assert bc.storage_section({"storageType": "S3", "s3": {"path": "b/k"}}) == ("S3", {"path": "b/k"})
@@ -314,7 +311,7 @@ async def test_failed_verification_is_a_failed_backup_and_the_file_is_deleted(
 ) -> None:
     controller, api, recorder, _ = fake_controller
 
-    async def fake_pick(urls: list[str]) -> Any:
+    async def fake_pick(urls: list[str], tls: Any = None) -> Any:
         return type("Status", (), {"endpoint": urls[0], "version": "3.5.1", "revision": 9})()
 
     class GarbageSnapshot:

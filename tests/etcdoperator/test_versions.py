@@ -125,14 +125,21 @@ VALID: dict[str, Any] = {"size": 3, "version": "3.5.1"}
         pytest.param(
             "c",
             {"size": 3, "TLS": {"static": {"member": {"serverSecret": "s", "peerSecret": "p"}, "operatorSecret": "o"}}},
-            ["spec.TLS: Forbidden: TLS is not supported yet"],
-            id="tls-unsupported",
+            [],
+            id="tls-static",
         ),
+        pytest.param("c", {"size": 3, "TLS": {"static": {"member": {"peerSecret": "p"}}}}, [], id="tls-peer-only"),
         pytest.param(
             "c",
             {"size": 3, "TLS": {"static": {"member": {"serverSecret": "s"}}}},
-            ["spec.TLS.static.operatorSecret: Invalid value", "spec.TLS: Forbidden: TLS is not supported yet"],
+            ["spec.TLS.static.operatorSecret: Invalid value"],
             id="tls-operator-secret-missing",
+        ),
+        pytest.param(
+            "c",
+            {"size": 3, "TLS": {"static": {"operatorSecret": "o"}}},
+            ["spec.TLS.static.operatorSecret: Invalid value"],
+            id="tls-operator-secret-without-server-secret",
         ),
         pytest.param(
             "a" * 60,

@@ -123,7 +123,9 @@ class FacadeProcess:
     """``skiff store serve`` running in a child process."""
 
     process: asyncio.subprocess.Process
+    #: host:port (etcdctl and grpc dial it); ``url`` says the scheme served.
     endpoint: str
+    url: str
     banner: str
     log_file: Path
 
@@ -132,11 +134,17 @@ class FacadeProcess:
         return self.process.pid
 
     @classmethod
-    async def start(cls, data_dir: Path, *, name: str = "default", peer_url: str, token: str) -> FacadeProcess:
-        """Start it on a free port; its logs go to ``<data_dir>.log`` (a file: a full pipe would stall it)."""
+    async def start(
+        cls, data_dir: Path, *, name: str = "default", peer_url: str, token: str, listen: str = "http://127.0.0.1:0"
+    ) -> FacadeProcess:
+        """Start it on a free port; its logs go to ``<data_dir>.log`` (a file: a full pipe would stall it).
+
+        Plaintext (``http://``, asked for explicitly) unless ``listen`` says otherwise: these suites are
+        about the etcd API, and the real etcd they compare with serves plaintext too.
+        """
         log_file = data_dir.with_name(data_dir.name + ".log")
         with log_file.open("wb") as log:
-            process = await cls._spawn(data_dir, name, peer_url, token, log.fileno())
+            process = await cls._spawn(data_dir, name, peer_url, token, listen, log.fileno())
         assert process.stdout is not None
         try:
             banner = (await asyncio.wait_for(process.stdout.readline(), START_DEADLINE)).decode()
@@ -145,11 +153,13 @@ class FacadeProcess:
         if not banner.startswith("skiff store serving etcd v3 API on "):
             await _stop_by_pid(process)
             raise AssertionError(f"skiff store serve did not start: {banner!r}\n{log_file.read_text()}")
-        endpoint = banner.removeprefix("skiff store serving etcd v3 API on ").split()[0]
-        return cls(process, endpoint, banner, log_file)
+        url = banner.removeprefix("skiff store serving etcd v3 API on ").split()[0]
+        return cls(process, url.split("://", 1)[1], url, banner, log_file)
 
     @staticmethod
-    async def _spawn(data_dir: Path, name: str, peer_url: str, token: str, log_fd: int) -> asyncio.subprocess.Process:
+    async def _spawn(
+        data_dir: Path, name: str, peer_url: str, token: str, listen: str, log_fd: int
+    ) -> asyncio.subprocess.Process:
         return await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -157,7 +167,7 @@ class FacadeProcess:
             "store",
             "serve",
             f"--data-dir={data_dir}",
-            "--listen=127.0.0.1:0",
+            f"--listen={listen}",
             f"--name={name}",
             f"--advertise-peer-url={peer_url}",
             f"--initial-cluster-token={token}",

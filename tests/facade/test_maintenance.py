@@ -30,7 +30,7 @@ async def test_snapshot_defrag_alarms_and_status(tmp_path: Path, etcdctl351: Etc
     store = await SqliteStore.open(tmp_path / "skiff.db")
     server = FacadeServer(store)
     try:
-        await server.start("127.0.0.1:0")
+        await server.start("http://127.0.0.1:0")  # plaintext, asked for: this test is about maintenance rpcs
         endpoint = server.address
         for i in range(20):
             assert (await etcdctl(etcdctl351, endpoint, "put", f"k{i}", f"v{i}")).rc == 0

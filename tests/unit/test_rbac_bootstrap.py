@@ -2,7 +2,8 @@
 
 Counts and spot checks are upstream's (plugin/pkg/auth/authorizer/rbac/bootstrappolicy/testdata,
 Kubernetes v1.30 line): 31 ClusterRoles + 33 controller roles, 12 ClusterRoleBindings + 33
-controller bindings, 7 Roles and 7 RoleBindings in kube-system and kube-public.
+controller bindings, 7 Roles and 7 RoleBindings in kube-system and kube-public; Skiff's own
+additions (``skiff_policy()``) come on top of those.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from skiff.apiserver.rbac_bootstrap import (
     bootstrap_policy,
     reconcile_binding,
     reconcile_role,
+    skiff_policy,
     uncovered_rules,
 )
 from skiff.controllers.clusterrole_aggregation import aggregated_rules
@@ -63,9 +65,13 @@ def effective_rules(policy: BootstrapPolicy, name: str) -> list[Obj]:
 
 
 def test_counts_match_upstream(policy: BootstrapPolicy) -> None:
-    controller_roles = [r for r in policy.cluster_roles if r["metadata"]["name"].startswith("system:controller:")]
-    assert (len(policy.cluster_roles), len(controller_roles)) == (64, 33)
-    assert len(policy.cluster_role_bindings) == 45
+    skiff = skiff_policy()
+    skiff_names = {o["metadata"]["name"] for o in skiff.cluster_roles + skiff.cluster_role_bindings}
+    upstream_roles = [r for r in policy.cluster_roles if r["metadata"]["name"] not in skiff_names]
+    controller_roles = [r for r in upstream_roles if r["metadata"]["name"].startswith("system:controller:")]
+    assert (len(upstream_roles), len(controller_roles)) == (64, 33)
+    assert len(policy.cluster_role_bindings) == 45 + len(skiff.cluster_role_bindings)
+    assert len(policy.cluster_roles) == 64 + len(skiff.cluster_roles)
     assert {ns: len(v) for ns, v in policy.roles.items()} == {"kube-public": 1, "kube-system": 6}
     assert {ns: len(v) for ns, v in policy.role_bindings.items()} == {"kube-public": 1, "kube-system": 6}
 

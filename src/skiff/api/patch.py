@@ -141,5 +141,5 @@ def apply_strategic_merge_patch(doc: dict[str, Any], patch: Any, schema: KindSch
             raise bad_request(err.message) from None
         if err.code == 422:
             raise unprocessable() from None
-        # Upstream returns the bare error, which the apiserver reports as a 500 with no reason.
-        raise ApiError(500, "", err.message) from None
+        # Upstream passes these on as a reason-less 500; bad input is never a 5xx here: 400 with its text.
+        raise bad_request(err.message) from None

@@ -18,7 +18,9 @@ Values new to the object are taken from the patch without their nulls and
 directives.  Both inputs are mutated: callers pass copies.  Failures raise
 ``SmpError`` carrying the HTTP code the apiserver answers with
 (interpretStrategicMergePatchError): 400 for malformed directives, 422 for
-lists of lists, 500 for the rest (a plain error there, with upstream's text).
+lists of lists; upstream answers the rest with a reason-less 500, which
+Skiff turns into 400 BadRequest with upstream's text (bad input is never a
+5xx here).
 """
 
 from __future__ import annotations

@@ -8,7 +8,9 @@ Request path through ``ApiApp``:
    ask to (``apiserver.impersonation``, itself checked with the authorizer),
    authorizes it through the ``Authorizer`` seam, and turns every
    ``ApiError`` into its Status response (exact bytes, ``application/json``);
-   any other exception is logged and answered 500 without a traceback;
+   any other exception is logged and answered 500 without a traceback; what
+   admission noted for the request (``registry.request_notes``) becomes
+   ``Warning`` headers and audit annotations, on success and refusal alike;
 2. ``dispatch`` serves /version, health, /metrics, discovery, OpenAPI and the
    self reviews, and hands resource paths to :mod:`resource_handlers`.
 
@@ -83,6 +85,7 @@ from skiff.apiserver.serviceaccount_tokens import (
     ServiceAccountTokens,
     is_token_request,
 )
+from skiff.registry import request_notes
 from skiff.registry.generic import GenericRegistry
 from skiff.registry.request_user import CURRENT_USER
 from skiff.registry.resource import Obj
@@ -102,6 +105,18 @@ _AUDIT_LEVEL_KEY: web.RequestKey[tuple[audit_mod.Level, frozenset[str]]] = web.R
 
 def _json(obj: Any, status: int = 200, content_type: str = "application/json") -> web.Response:
     return web.Response(status=status, body=orjson.dumps(obj), headers={"Content-Type": content_type})
+
+
+def _add_notes(
+    response: web.StreamResponse, notes: request_notes.RequestNotes, record: audit_mod.AuditRecord | None
+) -> None:
+    """What admission noted: ``Warning`` headers (unless already streaming) and audit annotations."""
+    if not response.prepared:
+        for text in notes.warnings:
+            response.headers.add("Warning", resource_handlers.warning_header(text))
+    if record is not None:
+        for key, value in notes.audit_annotations.items():
+            record.annotations.setdefault(key, value)
 
 
 def error_response(err: ApiError) -> web.Response:
@@ -158,6 +173,7 @@ class ApiApp:
             m.child(m.longrunning, *values).inc()
         code = 500
         response: web.StreamResponse | None = None
+        notes = request_notes.begin()
         try:
             try:
                 await self._authenticate_and_authorize(request, ri, record)
@@ -176,6 +192,7 @@ class ApiApp:
             except Exception as err:
                 log.exception("%s %s failed", request.method, request.path_qs)
                 response = error_response(internal_error(f"{type(err).__name__} while serving {request.method}"))
+            _add_notes(response, notes, record)
             code = response.status
             return response
         finally:

@@ -3,8 +3,12 @@
 Authentication, as kube-apiserver's union authenticator:
 
 1. a TLS client certificate verified against the cluster CA (the TLS layer
-   verifies it; an invalid one fails the handshake): CN → user name, each O →
-   a group;
+   verifies it; an invalid or expired one fails the handshake): CN → user
+   name, each O → a group.  A Skiff extension: a certificate whose serial the
+   ``revoked`` callable lists (``DATA_DIR/pki/revoked-serials``, see
+   ``apiserver.dynamic_certs``) does not authenticate; like upstream's x509
+   authenticator failing, the request is then 401 unless a bearer token
+   authenticates it (never anonymous);
 2. ``Authorization: Bearer <token>`` looked up in the static token file
    (``--token-auth-file``: CSV ``token,user,uid,"group1,group2"``), then
    asked of each further ``TokenAuthenticator`` (bootstrap tokens,
@@ -27,7 +31,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -149,17 +153,27 @@ class Authenticator:
     token_authenticators: tuple[TokenAuthenticator, ...] = ()
     #: The API server's own audiences (TokenReview's default; what non-audience-aware tokens are valid for).
     api_audiences: tuple[str, ...] = ()
+    #: Is this client certificate serial (hex, as ``getpeercert()`` gives it) revoked?  None revokes nothing.
+    revoked: Callable[[str], bool] | None = None
 
     def authenticate(self, peercert: Mapping[str, Any] | None, authorization: str | None) -> UserInfo | None:
         """Client certificate and static tokens only: the user, ANONYMOUS when no credentials were
         offered, None when offered credentials are not among them (``authenticate_request`` asks on)."""
         user = user_from_peercert(peercert)
         if user is not None:
-            return user
+            if not self._is_revoked(peercert):
+                return user
+            if not authorization:
+                return None
         if authorization:
             token = bearer_token(authorization)
             return self.tokens.get(token) if token is not None else None
         return ANONYMOUS
+
+    def _is_revoked(self, peercert: Mapping[str, Any] | None) -> bool:
+        if self.revoked is None or not peercert:
+            return False
+        return self.revoked(str(peercert.get("serialNumber", "")))
 
     async def authenticate_request(
         self, peercert: Mapping[str, Any] | None, authorization: str | None

@@ -26,7 +26,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from skiff.api.status import ApiError
+from skiff.api.status import ApiError, not_found
 from skiff.apiserver.served import Served, ServedResources
 from skiff.registry.admission import AdmissionChain
 from skiff.registry.certificates.certificatesigningrequest_storage import CertificateSigningRequestRegistry
@@ -34,6 +34,8 @@ from skiff.registry.core.namespace_storage import NamespaceRegistry
 from skiff.registry.core.service_allocation import ServiceAllocations
 from skiff.registry.generic import GenericRegistry
 from skiff.registry.listing import ListQuery
+from skiff.registry.managed_fields import WriteManager, managing
+from skiff.registry.request_user import CURRENT_USER
 from skiff.registry.resource import Obj, ResourceInfo
 from skiff.registry.scheduling.priorityclass import SYSTEM_CLASSES
 from skiff.registry.watch_cache import WatchCache
@@ -55,7 +57,7 @@ SYSTEM_CLASS_DESCRIPTIONS = {
 
 
 class ServedReader:
-    """``ObjectReader`` over the served registries."""
+    """``ObjectReader`` over the served registries, and the quota plugin's status writer (``QuotaStatusWriter``)."""
 
     def __init__(self, served: ServedResources) -> None:
         self.served = served
@@ -88,6 +90,22 @@ class ServedReader:
                 return cached
         result = await served.registry.list(namespace or None, ListQuery())
         return list(result.get("items") or [])
+
+    async def update_status(self, group: str, plural: str, namespace: str, obj: Obj) -> Obj:
+        """A status subresource write; the object's resourceVersion must be current (409 otherwise)."""
+        name = str((obj.get("metadata") or {}).get("name") or "")
+        served = self._find(group, plural)
+        if served is None:
+            raise not_found(plural, group, name)
+        # The API server's own write, as upstream's loopback client makes it: not the requesting
+        # user's, and managed by "kube-apiserver" (the loopback client's user agent).
+        user = CURRENT_USER.set(None)
+        try:
+            with managing(WriteManager("kube-apiserver", subresource="status")):
+                written, _ = await served.registry.update(namespace or None, name, obj, subresource="status")
+        finally:
+            CURRENT_USER.reset(user)
+        return written
 
 
 def make_registry(

@@ -1,7 +1,8 @@
 """Kubeconfig files for a Skiff cluster: written fresh, or merged into an existing one like kind does.
 
 The cluster entry embeds the CA (``certificate-authority-data``) and the user
-entry embeds the admin client cert and key, so the file works from any
+entry embeds a client cert and key (the admin's unless others are given: a
+component's own identity), so the file works from any
 directory and survives moving the data dir.  Merging replaces the cluster,
 user and context of the same name, keeps everything else and makes the Skiff
 context current.  Files are written atomically with mode 0600 (they hold a key).
@@ -23,8 +24,10 @@ from skiff.apiserver.pki import Pki
 DEFAULT_NAME = "skiff"
 
 
-def build(server: str, pki: Pki, name: str = DEFAULT_NAME) -> dict[str, Any]:
-    """A kubeconfig with one cluster, user and context, all called ``name``."""
+def build(
+    server: str, pki: Pki, name: str = DEFAULT_NAME, *, client_cert: Path | None = None, client_key: Path | None = None
+) -> dict[str, Any]:
+    """A kubeconfig with one cluster, user and context, all called ``name``; the user is the admin by default."""
 
     def b64(path: Path) -> str:
         return base64.b64encode(path.read_bytes()).decode()
@@ -37,7 +40,10 @@ def build(server: str, pki: Pki, name: str = DEFAULT_NAME) -> dict[str, Any]:
         "users": [
             {
                 "name": name,
-                "user": {"client-certificate-data": b64(pki.admin_cert), "client-key-data": b64(pki.admin_key)},
+                "user": {
+                    "client-certificate-data": b64(client_cert or pki.admin_cert),
+                    "client-key-data": b64(client_key or pki.admin_key),
+                },
             }
         ],
         "contexts": [{"name": name, "context": {"cluster": name, "user": name}}],

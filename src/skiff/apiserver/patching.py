@@ -28,7 +28,7 @@ from typing import Any
 from skiff.api.patch import apply_json_patch, apply_merge_patch, apply_strategic_merge_patch
 from skiff.api.patch_schema import schema_for, supports_strategic_merge
 from skiff.api.status import ApiError, Cause, bad_request, invalid, not_found
-from skiff.apiserver.bodies import decode_json, decode_yaml
+from skiff.apiserver.bodies import check_depth, decode_json, decode_yaml
 from skiff.apiserver.negotiation import APPLY_PATCH, JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH
 from skiff.registry.apply import apply_configuration
 from skiff.registry.managed_fields import APPLY, WriteManager
@@ -70,7 +70,7 @@ def build_mutate(
         raise unsupported_patch_type(patch_type, supported)
     if patch_type == JSON_PATCH:
         ops, _ = decode_json(body)
-        return _existing(info, name, lambda current: _object(apply_json_patch(current, ops)))
+        return _existing(info, name, lambda current: _json_patched(current, ops))
     if patch_type == APPLY_PATCH:
         if not field_manager:
             raise invalid(
@@ -104,6 +104,14 @@ def _object(value: Any) -> Obj:
     if not isinstance(value, dict):
         raise bad_request("the patched document is not a JSON object")
     return value
+
+
+def _json_patched(current: Obj, ops: Any) -> Obj:
+    """Only a JSON patch can nest deeper than its body (``add`` at a deep path, ``copy`` into itself):
+    its result gets the decoders' depth limit (bodies.MAX_DEPTH) again."""
+    result = _object(apply_json_patch(current, ops))
+    check_depth(result, "the patched object")
+    return result
 
 
 def _existing(info: ResourceInfo, name: str, apply: Callable[[Obj], Obj]) -> Mutate:

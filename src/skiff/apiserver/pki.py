@@ -11,7 +11,15 @@ and the in-cluster ``kubernetes.default.svc...`` names; the admin cert is
 ``CN=kubernetes-admin, O=system:masters`` (user and group, as client-cert
 authentication maps them).  ``issue_client_cert`` issues more client
 certificates from the same CA (a kubelet's ``CN=system:node:<name>,
-O=system:nodes``).
+O=system:nodes``); ``ensure_client_cert`` does so only when the pair is
+missing, due, or names another subject (the component identities of ``skiff
+up``, kept like the other leaf certs; the API server's own towards kubelets,
+``CN=kube-apiserver-kubelet-client`` as kubeadm's).
+``ensure_kubelet_serving_cert`` signs a kubelet's HTTPS serving certificate
+(``skiff up``'s local kubelet), so API servers can verify kubelets.
+
+The store's etcd v3 API has a PKI of its own in ``pki/etcd/`` (see
+:func:`ensure_etcd_pki`).
 
 ``sa.key``/``sa.pub`` sign and verify ServiceAccount tokens (kubeadm's names);
 made once like the CA, because replacing them would invalidate every issued
@@ -38,6 +46,11 @@ from skiff.registry.encryption import default_config_text, new_key
 
 ADMIN_USER = "kubernetes-admin"
 ADMIN_GROUP = "system:masters"
+#: kubeadm's identity of the API server towards kubelets (``apiserver-kubelet-client.crt``).  Since kubeadm
+#: v1.36.1 (kubernetes PR 138957) it carries no group: the ``kubeadm:apiserver-kubelet-client``
+#: ClusterRoleBinding grants it ``system:kubelet-api-admin``.
+KUBELET_CLIENT_USER = "kube-apiserver-kubelet-client"
+KUBELET_CLIENT_NAME = "apiserver-kubelet-client"
 
 DEFAULT_HOSTS = (
     "127.0.0.1",
@@ -51,6 +64,7 @@ DEFAULT_HOSTS = (
 
 _CA_DAYS = 3650
 _LEAF_DAYS = 365
+_LEAF_LIFETIME = datetime.timedelta(days=_LEAF_DAYS)
 _RENEW_BEFORE = datetime.timedelta(days=1)
 
 
@@ -111,31 +125,7 @@ def ensure_encryption_config(data_dir: Path) -> Path:
 def ensure_pki(data_dir: Path, hosts: Sequence[str] = ()) -> Pki:
     """Create what is missing or due in ``data_dir/pki`` and return its paths."""
     pki = Pki(data_dir / "pki")
-    pki.directory.mkdir(parents=True, exist_ok=True)
-    if not (pki.ca_cert.exists() and pki.ca_key.exists()):
-        key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "skiff-ca")])
-        cert = (
-            _builder(name, name, key.public_key(), _CA_DAYS)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-            .sign(key, hashes.SHA256())
-        )
-        write_pair(pki.ca_cert, pki.ca_key, cert, key)
+    _ensure_ca(pki.ca_cert, pki.ca_key, "skiff-ca")
     ca_cert, ca_key = _load_ca(pki)
     wanted_hosts = list(dict.fromkeys([*DEFAULT_HOSTS, *hosts]))
     if _needs_issue(pki.serving_cert, wanted_hosts):
@@ -145,6 +135,36 @@ def ensure_pki(data_dir: Path, hosts: Sequence[str] = ()) -> Pki:
     if not (pki.sa_key.exists() and pki.sa_pub.exists()):
         _make_sa_keys(pki)
     return pki
+
+
+def _ensure_ca(cert_path: Path, key_path: Path, common_name: str) -> None:
+    """Make a self-signed CA at these paths (and their directory) unless both files exist."""
+    cert_path.parent.mkdir(parents=True, exist_ok=True)
+    if cert_path.exists() and key_path.exists():
+        return
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    cert = (
+        _builder(name, name, key.public_key(), datetime.timedelta(days=_CA_DAYS))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    write_pair(cert_path, key_path, cert, key)
 
 
 def _load_ca(pki: Pki) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
@@ -167,7 +187,7 @@ def _make_sa_keys(pki: Pki) -> None:
 
 
 def _builder(
-    subject: x509.Name, issuer: x509.Name, public_key: ec.EllipticCurvePublicKey, days: int
+    subject: x509.Name, issuer: x509.Name, public_key: ec.EllipticCurvePublicKey, lifetime: datetime.timedelta
 ) -> x509.CertificateBuilder:
     now = datetime.datetime.now(datetime.UTC)
     return (
@@ -177,7 +197,7 @@ def _builder(
         .public_key(public_key)
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=days))
+        .not_valid_after(now + lifetime)
     )
 
 
@@ -208,13 +228,17 @@ def _issue(
     hosts: Sequence[str],
     *,
     server: bool,
+    client_too: bool = False,
+    lifetime: datetime.timedelta | None = None,
 ) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations]
     subject = x509.Name([*attrs, x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
+    usages = [ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH]
+    if server and client_too:
+        usages.append(ExtendedKeyUsageOID.CLIENT_AUTH)
     builder = (
-        _builder(subject, ca_cert.subject, key.public_key(), _LEAF_DAYS)
+        _builder(subject, ca_cert.subject, key.public_key(), _LEAF_LIFETIME if lifetime is None else lifetime)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
@@ -230,7 +254,7 @@ def _issue(
             ),
             critical=True,
         )
-        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
             critical=False,
@@ -243,12 +267,18 @@ def _issue(
 
 
 def issue_client_cert(
-    pki: Pki, path_prefix: Path, common_name: str, organizations: Sequence[str] = ()
+    pki: Pki,
+    path_prefix: Path,
+    common_name: str,
+    organizations: Sequence[str] = (),
+    *,
+    lifetime: datetime.timedelta | None = None,
 ) -> tuple[Path, Path]:
     """A client certificate from the cluster CA: ``CN=common_name`` (the user), one ``O`` per group.
 
     Written to ``<path_prefix>.crt`` and ``<path_prefix>.key``; returns (cert, key).  E.g. a kubelet's
-    ``CN=system:node:<name>, O=system:nodes``.
+    ``CN=system:node:<name>, O=system:nodes``.  Valid from five minutes ago for ``lifetime`` from now
+    (default a year; a negative one makes an already expired certificate, for tests).
     """
     ca_cert, ca_key = _load_ca(pki)
     cert_path, key_path = (
@@ -256,5 +286,105 @@ def issue_client_cert(
         path_prefix.with_name(path_prefix.name + ".key"),
     )
     cert_path.parent.mkdir(parents=True, exist_ok=True)
-    _issue(cert_path, key_path, ca_cert, ca_key, common_name, organizations, [], server=False)
+    _issue(cert_path, key_path, ca_cert, ca_key, common_name, organizations, [], server=False, lifetime=lifetime)
+    return cert_path, key_path
+
+
+@dataclass(frozen=True, slots=True)
+class EtcdPki:
+    """The store's own PKI in ``DATA_DIR/pki/etcd`` (kubeadm's layout): a CA, a serving cert, a client cert."""
+
+    directory: Path
+
+    @property
+    def ca_cert(self) -> Path:
+        return self.directory / "ca.crt"
+
+    @property
+    def ca_key(self) -> Path:
+        return self.directory / "ca.key"
+
+    @property
+    def server_cert(self) -> Path:
+        return self.directory / "server.crt"
+
+    @property
+    def server_key(self) -> Path:
+        return self.directory / "server.key"
+
+    @property
+    def client_cert(self) -> Path:
+        return self.directory / "client.crt"
+
+    @property
+    def client_key(self) -> Path:
+        return self.directory / "client.key"
+
+
+def ensure_etcd_pki(data_dir: Path, hosts: Sequence[str] = ()) -> EtcdPki:
+    """Create what is missing or due in ``data_dir/pki/etcd`` and return its paths.
+
+    A CA of its own (``skiff-etcd-ca``), as kubeadm's ``etcd/ca.crt``: the
+    store trusts every certificate its CA signs, and the cluster CA signs
+    whatever CSRs get approved (every kubelet's client certificate), which must
+    not open the raw store.  ``server.crt`` covers 127.0.0.1, ::1, localhost and
+    ``hosts``, with serverAuth and clientAuth (kubeadm's etcd server cert: a
+    real etcd dials itself with it).  ``client.crt`` (``CN=skiff-etcd-client``)
+    is what API servers and etcdctl present.
+    """
+    pki = EtcdPki(data_dir / "pki" / "etcd")
+    _ensure_ca(pki.ca_cert, pki.ca_key, "skiff-etcd-ca")
+    ca_cert, ca_key = _load_ca(Pki(pki.directory))
+    wanted_hosts = list(dict.fromkeys(["127.0.0.1", "::1", "localhost", *hosts]))
+    if _needs_issue(pki.server_cert, wanted_hosts):
+        _issue(
+            pki.server_cert,
+            pki.server_key,
+            ca_cert,
+            ca_key,
+            "skiff-etcd-server",
+            [],
+            wanted_hosts,
+            server=True,
+            client_too=True,
+        )
+    if _needs_issue(pki.client_cert, []):
+        _issue(pki.client_cert, pki.client_key, ca_cert, ca_key, "skiff-etcd-client", [], [], server=False)
+    return pki
+
+
+def ensure_client_cert(
+    pki: Pki, path_prefix: Path, common_name: str, organizations: Sequence[str] = ()
+) -> tuple[Path, Path]:
+    """``issue_client_cert`` unless ``<path_prefix>.crt``/``.key`` exist, are not due and name this subject."""
+    cert_path = path_prefix.with_name(path_prefix.name + ".crt")
+    key_path = cert_path.with_suffix(".key")
+    if not _needs_issue(cert_path, []) and _subject_of(cert_path) == (common_name, sorted(organizations)):
+        return cert_path, key_path
+    return issue_client_cert(pki, path_prefix, common_name, organizations)
+
+
+def _subject_of(cert_path: Path) -> tuple[str, list[str]]:
+    subject = x509.load_pem_x509_certificate(cert_path.read_bytes()).subject
+    common = [str(a.value) for a in subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+    orgs = sorted(str(a.value) for a in subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME))
+    return (common[0] if common else ""), orgs
+
+
+def ensure_kubelet_serving_cert(pki: Pki, path_prefix: Path, node_name: str, hosts: Sequence[str]) -> tuple[Path, Path]:
+    """A kubelet's HTTPS serving certificate from the cluster CA, (re)made when missing, due or lacking a host.
+
+    The subject a ``kubernetes.io/kubelet-serving`` CSR must carry (``CN=system:node:<name>,
+    O=system:nodes``), serverAuth, SANs ``hosts`` (the node's IP and names): what the API server
+    checks when it dials the kubelet with ``--kubelet-certificate-authority``.  Written to
+    ``<path_prefix>.crt``/``.key``; returns (cert, key).
+    """
+    cert_path = path_prefix.with_name(path_prefix.name + ".crt")
+    key_path = cert_path.with_suffix(".key")
+    wanted = list(dict.fromkeys(hosts))
+    if _needs_issue(cert_path, wanted) or _subject_of(cert_path) != (f"system:node:{node_name}", ["system:nodes"]):
+        ca_cert, ca_key = _load_ca(pki)
+        cert_path.parent.mkdir(parents=True, exist_ok=True)
+        subject = f"system:node:{node_name}"
+        _issue(cert_path, key_path, ca_cert, ca_key, subject, ["system:nodes"], wanted, server=True)
     return cert_path, key_path

@@ -12,10 +12,14 @@ ExecLocation, AttachLocation, PortForwardLocation):
 * the kubelet is found from the Node: ``status.addresses`` (InternalIP first)
   and ``status.daemonEndpoints.kubeletEndpoint.Port`` (10250 when unset).
 
-The apiserver dials the kubelet over HTTPS *without verifying* its serving
-certificate (kubelets here serve self-signed certificates; upstream without
-``--kubelet-certificate-authority`` does the same) and presents the admin
-client certificate from the data dir's PKI.
+The apiserver dials the kubelet over HTTPS and presents its own kubelet
+client certificate (kubeadm's ``CN=kube-apiserver-kubelet-client``, from the
+data dir's PKI), which the kubelet authenticates and has authorized by the
+API server (``nodes/proxy``, bound by ``kubeadm:apiserver-kubelet-client``).
+With ``--kubelet-certificate-authority`` it verifies the kubelet's serving
+certificate against that CA, host name included (the node address it
+dials); without it, as upstream, it does not verify (a joined kubelet serves
+a self-signed certificate).
 
 Logs are streamed through as ``text/plain``.  exec/attach/portforward are
 WebSocket passthrough: the apiserver first opens a WebSocket to the kubelet
@@ -56,17 +60,22 @@ _REASONS = {400: "BadRequest", 403: "Forbidden", 404: "NotFound", 409: "Conflict
 
 @dataclass(frozen=True)
 class KubeletDialer:
-    """How the apiserver reaches kubelets: TLS without verification, admin client cert."""
+    """How the apiserver reaches kubelets: its kubelet client cert; the serving cert verified against ``ca_file``."""
 
     client_cert: Path | None = None
     client_key: Path | None = None
+    #: --kubelet-certificate-authority; None dials without verifying (upstream's default).
+    ca_file: Path | None = None
 
     @functools.cached_property
     def ssl_context(self) -> ssl.SSLContext:
-        """Made once (it reads the client cert files), shared by every kubelet connection."""
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
+        """Made once (it reads the cert files), shared by every kubelet connection."""
+        if self.ca_file is not None:
+            ctx = ssl.create_default_context(cafile=str(self.ca_file))
+        else:
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
         if self.client_cert is not None and self.client_key is not None:
             ctx.load_cert_chain(str(self.client_cert), str(self.client_key))
         return ctx

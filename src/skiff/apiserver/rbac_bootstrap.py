@@ -7,7 +7,9 @@
   kube-system and kube-public.  The data is ``rbac_policy/*.yaml`` (package data,
   parsed once); every object carries the label ``kubernetes.io/bootstrapping:
   rbac-defaults`` and the annotation ``rbac.authorization.kubernetes.io/autoupdate:
-  "true"``.  Callers get their own copy.
+  "true"``.  Callers get their own copy.  Skiff's own additions
+  (``rbac_policy/skiff-roles.yaml``: roles of Skiff components upstream has no
+  role for) follow upstream's objects, kept apart in ``skiff_policy()``.
 * ``reconcile_policy(served)`` is the hook (pkg/registry/rbac/rest's
   ensureRBACPolicy over pkg/registry/rbac/reconciliation, never removing anything):
   a missing object is created; an existing one whose autoupdate annotation is not
@@ -57,6 +59,7 @@ BOOTSTRAPPING_VALUE = "rbac-defaults"
 CONTROLLER_ROLE_PREFIX = "system:controller:"
 CONTROLLER_NAMESPACE = "kube-system"
 POLICY_DIR = "rbac_policy"
+SKIFF_POLICY_FILE = "skiff-roles.yaml"
 RBAC_API_VERSION = f"{RBAC_GROUP}/v1"
 #: retry.DefaultBackoff's steps: how long to wait before re-running one object's reconciliation after a race.
 RACE_BACKOFF_S = (0.01, 0.05, 0.25, 1.25)
@@ -96,6 +99,15 @@ class BootstrapPolicy:
 
 def bootstrap_policy() -> BootstrapPolicy:
     cached = _load_policy()
+    return _copy(cached)
+
+
+def skiff_policy() -> BootstrapPolicy:
+    """The part of ``bootstrap_policy()`` that is Skiff's, not upstream's (cluster-wide objects only)."""
+    return _copy(_load_skiff_policy())
+
+
+def _copy(cached: BootstrapPolicy) -> BootstrapPolicy:
     return BootstrapPolicy(
         deep_copy(cached.cluster_roles),
         deep_copy(cached.cluster_role_bindings),
@@ -114,12 +126,31 @@ def _load_policy() -> BootstrapPolicy:
     bindings: dict[str, list[Obj]] = {}
     for entry in _read("namespace-role-bindings.yaml"):
         bindings.setdefault(entry["namespace"], []).append(_binding("RoleBinding", entry))
+    skiff = _load_skiff_policy()
     return BootstrapPolicy(
-        cluster_roles=[_role("ClusterRole", e) for e in _read("cluster-roles.yaml")] + controller_roles,
+        cluster_roles=[_role("ClusterRole", e) for e in _read("cluster-roles.yaml")]
+        + controller_roles
+        + skiff.cluster_roles,
         cluster_role_bindings=[_binding("ClusterRoleBinding", e) for e in _read("cluster-role-bindings.yaml")]
-        + controller_bindings,
+        + controller_bindings
+        + skiff.cluster_role_bindings,
         roles=roles,
         role_bindings=bindings,
+    )
+
+
+@functools.cache
+def _load_skiff_policy() -> BootstrapPolicy:
+    """``skiff-roles.yaml``: controllerRoles (bound like upstream's), clusterRoles, clusterRoleBindings."""
+    text = resources.files("skiff.apiserver").joinpath(POLICY_DIR).joinpath(SKIFF_POLICY_FILE).read_text("utf-8")
+    doc = yaml.safe_load(text)
+    if not isinstance(doc, dict):
+        raise ValueError(f"{POLICY_DIR}/{SKIFF_POLICY_FILE}: expected a mapping")
+    controller_roles = [_role("ClusterRole", e) for e in doc.get("controllerRoles") or []]
+    return BootstrapPolicy(
+        cluster_roles=[_role("ClusterRole", e) for e in doc.get("clusterRoles") or []] + controller_roles,
+        cluster_role_bindings=[_binding("ClusterRoleBinding", e) for e in doc.get("clusterRoleBindings") or []]
+        + [_controller_binding(role["metadata"]["name"]) for role in controller_roles],
     )
 
 

@@ -85,9 +85,17 @@ class Call:
 
 
 def warning_header(text: str) -> str:
-    """A ``Warning: 299 - "text"`` header value (RFC 7234 warn-code 299, as kube-apiserver sends)."""
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    """A ``Warning: 299 - "text"`` header value (RFC 7234 warn-code 299, as kube-apiserver sends).
+
+    Control characters (an unknown field's name may hold any) become spaces: Go's server does that to CR
+    and LF, and aiohttp refuses to write a header with any of them — it would drop the connection, after
+    the write succeeded, without an answer.
+    """
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').translate(_CONTROL_TO_SPACE)
     return f'299 - "{escaped}"'
+
+
+_CONTROL_TO_SPACE = {c: " " for c in (*range(0x20), 0x7F) if c != 0x09}
 
 
 async def handle(call: Call) -> web.StreamResponse:

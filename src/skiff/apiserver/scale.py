@@ -6,7 +6,9 @@ object to a Scale; writes (PUT or any PATCH type on ``/scale``) become a
 mutation of the parent object that changes only the spec replicas field, run
 inside the registry's compare-and-swap like any patch.  A Scale carrying a
 ``resourceVersion`` is a precondition on the parent's, as upstream's scale
-REST does (409 Conflict when stale).
+REST does (409 Conflict when stale).  ``SCALE_VIEW`` is how admission
+webhooks see a write through ``/scale``: as the Scale, their patches to it
+written back to the parent like a PUT of the Scale.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from skiff.api.status import MODIFIED, Cause, bad_request, conflict, invalid, not_found
+from skiff.registry.admission.webhooks import GroupVersionKind, SubresourceView
 from skiff.registry.resource import Obj, ResourceInfo, ScaleSpec
 from skiff.registry.table_format import dig, selector_string
 
@@ -108,3 +111,6 @@ def patch_through_scale(info: ResourceInfo, mutate_scale: Mutate) -> Mutate:
         return apply_scale(info, current, mutate_scale(to_scale(info, current)))
 
     return mutate
+
+
+SCALE_VIEW = SubresourceView(GroupVersionKind("autoscaling", "v1", "Scale"), to_scale, apply_scale)

@@ -13,6 +13,9 @@
    CustomResourceDefinition before the server listens;
 4. listens with TLS (client certificates optional, verified against the CA;
    ALPN offers HTTP/1.1 only) and, if asked, on a loopback-only plain port;
+   new handshakes pick up a rewritten serving certificate, and client
+   certificates listed in ``pki/revoked-serials`` stop authenticating, without
+   a restart (``apiserver.dynamic_certs``);
 5. runs periodic compaction like kube-apiserver's --etcd-compaction-interval;
 6. audits requests if ``--audit-policy-file`` is given (``apiserver.audit``;
    ``stop()`` flushes the log last);
@@ -22,7 +25,10 @@
    repairs service allocations now and then;
 8. authorizes with ``--authorization-mode`` (default ``Node,RBAC``): the Node
    authorizer and RBAC read this server's watch caches, and RBAC's escalation
-   check joins the admission chain.
+   check joins the admission chain;
+9. dials kubelets (pods/log, exec, attach, portforward) as kubeadm's
+   ``kube-apiserver-kubelet-client`` (its certificate made beside the others),
+   verifying their serving certs with ``--kubelet-certificate-authority``.
 
 ``stop()`` stops listening, closes the watch caches (open watches end
 cleanly), lets in-flight requests finish, stops compaction and closes the
@@ -46,6 +52,7 @@ from aiohttp import web
 from skiff.apiserver import audit as audit_mod
 from skiff.apiserver import bootstrap as bootstrap_mod
 from skiff.apiserver import pki as pki_mod
+from skiff.apiserver import scale as scale_mod
 from skiff.apiserver.app import ApiApp
 from skiff.apiserver.auth import (
     AllowAuthenticated,
@@ -58,6 +65,13 @@ from skiff.apiserver.auth import (
 )
 from skiff.apiserver.bootstrap_tokens import BootstrapTokenAuthenticator
 from skiff.apiserver.crds.establisher import CRD_GROUP, CRD_PLURAL, CRD_VERSION, CrdEstablisher
+from skiff.apiserver.dynamic_certs import (
+    REVOKED_RELOAD_S,
+    SERVING_RELOAD_S,
+    RevokedSerials,
+    ServingCertificate,
+    refresh_periodically,
+)
 from skiff.apiserver.field_validation import SchemaFieldChecker
 from skiff.apiserver.node_authorizer import NodeAuthorizer
 from skiff.apiserver.pod_proxy import KubeletDialer
@@ -65,7 +79,13 @@ from skiff.apiserver.rbac import RBAC_GROUP, RBAC_PLURALS, RbacAuthorizer, RbacO
 from skiff.apiserver.rbac_bootstrap import reconcile_policy
 from skiff.apiserver.rbac_escalation import RbacEscalation
 from skiff.apiserver.served import ServedResources
-from skiff.apiserver.serviceaccount_tokens import DEFAULT_ISSUER, ServiceAccountTokens, load_signing_key
+from skiff.apiserver.serviceaccount_tokens import (
+    DEFAULT_ISSUER,
+    ServiceAccountTokens,
+    load_signing_key,
+    load_verification_keys,
+)
+from skiff.apiserver.user_certs import revoked_serials_path
 from skiff.registry.admission import AdmissionChain, default_chain
 from skiff.registry.allocators import DEFAULT_NODE_PORT_RANGE, DEFAULT_SERVICE_CIDR
 from skiff.registry.core.service_allocation import ServiceAllocations
@@ -85,6 +105,10 @@ log = logging.getLogger(__name__)
 SHUTDOWN_GRACE_S = 5.0
 #: kube-apiserver's conventional secure port.
 DEFAULT_SECURE_PORT = 6443
+#: kube-apiserver's http.Server IdleTimeout.  aiohttp has no separate header-read timeout (upstream's
+#: ReadHeaderTimeout is 32 s): its keep-alive timer runs from the connection's start (or the last response)
+#: until a request's headers are complete, so it also cuts off a client that trickles its headers (slow loris).
+IDLE_CONNECTION_TIMEOUT_S = 90.0
 #: What --authorization-mode accepts, and what kubeadm (and so Skiff) turns on.
 AUTHORIZATION_MODES = ("AlwaysAllow", "Node", "RBAC")
 DEFAULT_AUTHORIZATION_MODES = ("Node", "RBAC")
@@ -118,6 +142,18 @@ class ApiServerConfig:
     audit_log_maxbackup: int = 5
     #: --authorization-mode: asked in order (``AUTHORIZATION_MODES``); secure by default.
     authorization_modes: tuple[str, ...] = DEFAULT_AUTHORIZATION_MODES
+    #: How long a connection may wait between requests, and for a request's headers (see ``start``).
+    idle_connection_timeout_s: float = IDLE_CONNECTION_TIMEOUT_S
+    #: --etcd-cafile, --etcd-certfile, --etcd-keyfile: TLS to an ``https://`` store (``skiff.store.open``).
+    etcd_cafile: Path | None = None
+    etcd_certfile: Path | None = None
+    etcd_keyfile: Path | None = None
+    #: --kubelet-certificate-authority: verify kubelets' serving certs against it; None does not verify.
+    kubelet_certificate_authority: Path | None = None
+    #: --service-account-signing-key-file: signs ServiceAccount tokens; None is DATA_DIR/pki/sa.key.
+    service_account_signing_key_file: Path | None = None
+    #: --service-account-key-file (repeatable): more keys tokens may be signed with (a rotated-out key's).
+    service_account_key_files: tuple[Path, ...] = ()
 
 
 def is_loopback(host: str) -> bool:
@@ -168,6 +204,9 @@ class ApiServer:
     _encryption: EncryptionConfig | None = None
     _auditor: audit_mod.Auditor | None = None
     _authz: Authorizer | None = None
+    _serving: ServingCertificate | None = None
+    _revoked: RevokedSerials | None = None
+    _reloaders: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -182,6 +221,12 @@ class ApiServer:
             log.info("--insecure-port listens on 127.0.0.1 only")
         hosts = (config.bind_address, *config.extra_sans) if config.bind_address not in ("0.0.0.0", "::") else ()
         self.pki = await asyncio.to_thread(pki_mod.ensure_pki, config.data_dir, hosts)
+        kubelet_client = await asyncio.to_thread(
+            pki_mod.ensure_client_cert,
+            self.pki,
+            self.pki.directory / pki_mod.KUBELET_CLIENT_NAME,
+            pki_mod.KUBELET_CLIENT_USER,
+        )
         tokens = await asyncio.to_thread(load_token_file, config.token_auth_file) if config.token_auth_file else {}
         if config.encryption_provider_config is not None:
             self._encryption = await asyncio.to_thread(load_config, config.encryption_provider_config)
@@ -196,7 +241,12 @@ class ApiServer:
         if self.store is None:
             from skiff.store.open import open_store
 
-            self.store = await open_store(config.store_url)
+            self.store = await open_store(
+                config.store_url,
+                ca_file=config.etcd_cafile,
+                cert_file=config.etcd_certfile,
+                key_file=config.etcd_keyfile,
+            )
             self._own_store = True
         await self._build_resources(self.store)
         if self.served.find(CRD_GROUP, CRD_VERSION, CRD_PLURAL) is not None:
@@ -205,19 +255,28 @@ class ApiServer:
         # Deriving the schemas imports a few hundred client models (about a second): off the event loop.
         schemas = await asyncio.to_thread(builtin_schemas)
         reader = bootstrap_mod.ServedReader(self.served)
-        sa_key = await asyncio.to_thread(load_signing_key, self.pki.sa_key)
-        sa_tokens = ServiceAccountTokens(reader, sa_key, config.service_account_issuer)
+        sa_key = await asyncio.to_thread(load_signing_key, config.service_account_signing_key_file or self.pki.sa_key)
+        sa_verify = await asyncio.to_thread(load_verification_keys, config.service_account_key_files)
+        sa_tokens = ServiceAccountTokens(reader, sa_key, config.service_account_issuer, verification_keys=sa_verify)
+        pki = self.pki
+        self._serving = ServingCertificate(lambda: tls_context(pki), (pki.serving_cert, pki.serving_key, pki.ca_cert))
+        serving_context = await asyncio.to_thread(self._serving.load)
+        self._revoked = RevokedSerials(revoked_serials_path(pki))
+        await asyncio.to_thread(self._revoked.load)
         self._authz = self.authorizer if self.authorizer is not None else self._authorizer()
         app = ApiApp(
             self.served,
             authenticator=Authenticator(
-                tokens, (BootstrapTokenAuthenticator(reader), sa_tokens), api_audiences=sa_tokens.audiences
+                tokens,
+                (BootstrapTokenAuthenticator(reader), sa_tokens),
+                api_audiences=sa_tokens.audiences,
+                revoked=self._revoked,
             ),
             authorizer=self._authz,
             sa_tokens=sa_tokens,
             auditor=self._auditor,
             field_checker=SchemaFieldChecker(schemas),
-            kubelet_dialer=KubeletDialer(self.pki.admin_cert, self.pki.admin_key),
+            kubelet_dialer=KubeletDialer(*kubelet_client, config.kubelet_certificate_authority),
             livez_checks={"ping": _ok, "etcd": self._store_check},
             readyz_checks={
                 "ping": _ok,
@@ -227,13 +286,21 @@ class ApiServer:
             },
         )
         self._runner = web.AppRunner(
-            app.build(), handler_cancellation=True, access_log=None, shutdown_timeout=SHUTDOWN_GRACE_S
+            app.build(),
+            handler_cancellation=True,
+            access_log=None,
+            shutdown_timeout=SHUTDOWN_GRACE_S,
+            keepalive_timeout=config.idle_connection_timeout_s,  # aiohttp's default is an hour
         )
         await self._runner.setup()
         secure_sock = _listen(config.bind_address, config.secure_port)
         self.secure_address = secure_sock.getsockname()[:2]
         app.server_address = f"{self.secure_address[0]}:{self.secure_address[1]}"
-        await self._add_site(web.SockSite(self._runner, secure_sock, ssl_context=tls_context(self.pki)))
+        await self._add_site(web.SockSite(self._runner, secure_sock, ssl_context=serving_context))
+        self._reloaders = [
+            asyncio.create_task(refresh_periodically(self._serving.refresh, SERVING_RELOAD_S)),
+            asyncio.create_task(refresh_periodically(self._revoked.refresh, REVOKED_RELOAD_S)),
+        ]
         if config.insecure_port is not None:
             plain_sock = _listen("127.0.0.1", config.insecure_port)
             self.insecure_address = plain_sock.getsockname()[:2]
@@ -308,7 +375,13 @@ class ApiServer:
     async def _build_resources(self, store: Store) -> None:
         config = self.config
         self._services = ServiceAllocations(store, config.service_cluster_ip_range, config.service_node_port_range)
-        self.admission = default_chain(bootstrap_mod.ServedReader(self.served), authorize_signer=self._authorize_signer)
+        served_reader = bootstrap_mod.ServedReader(self.served)
+        self.admission = default_chain(
+            served_reader,
+            authorize_signer=self._authorize_signer,
+            webhook_views={"scale": scale_mod.SCALE_VIEW},
+            quota_writer=served_reader,
+        )
         table = self.table
         if table is None:
             from skiff.registry.builtin import BUILTIN
@@ -345,7 +418,7 @@ class ApiServer:
         if self._runner is not None:
             await self._runner.shutdown()
             await self._runner.cleanup()
-        for task in (self._compactor, self._repairer):
+        for task in (self._compactor, self._repairer, *self._reloaders):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

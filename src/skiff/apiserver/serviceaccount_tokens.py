@@ -10,12 +10,21 @@ pkg/serviceaccount):
   (Pod, Secret or Node) must exist, match its ``uid`` when given (409) and,
   for a Pod, run as this account (400).  The answer is the request with
   ``status.token`` and ``status.expirationTimestamp``, 201.
-* The token is an ES256 JWT (key ``pki/sa.key``, ``kid`` = the public key's
-  SHA-256) with upstream's claims: iss, sub ``system:serviceaccount:NS:NAME``,
+* The token is a JWT signed with ``--service-account-signing-key-file``
+  (default ``pki/sa.key``; ES256 for an EC P-256 key, RS256 for an RSA one;
+  ``kid`` = base64url of the SHA-256 of the public key's DER, as upstream)
+  with upstream's claims: iss, sub ``system:serviceaccount:NS:NAME``,
   aud, exp, iat, nbf, jti and the private ``kubernetes.io`` claim naming the
   namespace, the account (name, uid) and the bound objects.
+* Verification keys: the signing key's public half and every key in each
+  ``--service-account-key-file`` (repeatable; PEM public keys, certificates or
+  private keys, several to a file, as upstream).  Passing the old public key
+  there while signing with a new key rotates keys without invalidating issued
+  tokens.  Unlike upstream, the signing key's own public key is always one of
+  them (upstream verifies only with the key files, so kubeadm lists ``sa.pub``).
 * ``ServiceAccountTokenAuthenticator`` accepts such a token when the
-  signature, issuer, audience (one of the API audiences) and times check out
+  signature (by the key its ``kid`` names, else by any verification key),
+  issuer, audience (one of the API audiences) and times check out
   (60 s leeway, like go-jose) and the account and bound pod/secret/node still
   exist with the same uids (and were not deleted over a minute ago).  The user is
   ``system:serviceaccount:NS:NAME`` (uid = the account's) in
@@ -24,8 +33,8 @@ pkg/serviceaccount):
 
 * OIDC discovery, so that other systems can verify these tokens without the
   API server: ``/.well-known/openid-configuration`` (issuer, ``jwks_uri`` =
-  ``<issuer>/openid/v1/jwks``, ES256, public subjects) and ``/openid/v1/jwks``
-  (``application/jwk-set+json``: the signing key as a JWK with its ``kid``).
+  ``<issuer>/openid/v1/jwks``, the keys' algorithms, public subjects) and ``/openid/v1/jwks``
+  (``application/jwk-set+json``: every verification key as a JWK with its ``kid``).
   Like upstream they need an authenticated caller (upstream grants them to
   ``system:serviceaccounts`` through system:service-account-issuer-discovery).
 
@@ -38,9 +47,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,8 +58,9 @@ from typing import Any
 import jwt
 import orjson
 from aiohttp import web
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from skiff.api.status import Cause, bad_request, conflict, invalid, method_not_allowed, not_found
 from skiff.apiserver import bodies
@@ -67,6 +78,7 @@ MIN_EXPIRATION_S = 600
 MAX_EXPIRATION_S = 1 << 32
 LEEWAY_S = 60
 ALGORITHM = "ES256"
+RSA_ALGORITHM = "RS256"
 USER_PREFIX = "system:serviceaccount:"
 ALL_GROUP = "system:serviceaccounts"
 AUTHENTICATION_V1 = "authentication.k8s.io/v1"
@@ -87,40 +99,110 @@ def is_token_request(ri: RequestInfo) -> bool:
     )
 
 
+PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey
+PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n.*?-----END \1-----", re.DOTALL)
+
+
+@dataclass(frozen=True, slots=True)
+class VerificationKey:
+    """A public key tokens may be signed with: its ``kid`` and JWS algorithm."""
+
+    public: PublicKey
+    kid: str
+    algorithm: str
+
+
 @dataclass(frozen=True, slots=True)
 class SigningKey:
-    private: ec.EllipticCurvePrivateKey
-    public: ec.EllipticCurvePublicKey
+    private: PrivateKey
+    public: PublicKey
     kid: str
+    algorithm: str = ALGORITHM
+
+    @property
+    def verification(self) -> VerificationKey:
+        return VerificationKey(self.public, self.kid, self.algorithm)
+
+
+def verification_key(public: object, where: str = "key") -> VerificationKey:
+    """The verification key of an EC P-256 (ES256) or RSA (RS256) public key; ValueError for others."""
+    if isinstance(public, ec.EllipticCurvePublicKey) and isinstance(public.curve, ec.SECP256R1):
+        algorithm = ALGORITHM
+    elif isinstance(public, rsa.RSAPublicKey):
+        algorithm = RSA_ALGORITHM
+    else:
+        raise ValueError(f"{where}: expected an EC P-256 or RSA key")
+    der = public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    kid = base64.urlsafe_b64encode(hashlib.sha256(der).digest()).rstrip(b"=").decode()
+    return VerificationKey(public, kid, algorithm)
 
 
 def load_signing_key(private_path: Path) -> SigningKey:
     """Blocking (file I/O): call through ``asyncio.to_thread``."""
     key = serialization.load_pem_private_key(private_path.read_bytes(), password=None)
-    if not isinstance(key, ec.EllipticCurvePrivateKey):
-        raise ValueError(f"{private_path}: expected an EC private key")
-    public = key.public_key()
-    der = public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    kid = base64.urlsafe_b64encode(hashlib.sha256(der).digest()).rstrip(b"=").decode()
-    return SigningKey(key, public, kid)
+    if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+        raise ValueError(f"{private_path}: expected an EC P-256 or RSA private key")
+    found = verification_key(key.public_key(), str(private_path))
+    return SigningKey(key, found.public, found.kid, found.algorithm)
 
 
-def public_jwk(key: SigningKey) -> dict[str, str]:
-    """RFC 7517/7518 JWK of the P-256 public key, as kube-apiserver publishes it (use sig, alg ES256, kid)."""
-    numbers = key.public.public_numbers()
-    size = (key.public.curve.key_size + 7) // 8
+def load_verification_keys(paths: Sequence[Path]) -> list[VerificationKey]:
+    """Every key of each ``--service-account-key-file``, in order: PEM public keys, certificates or private
+    keys (their public halves); ValueError when a file has none or one is not EC P-256 or RSA.
 
-    def b64(value: int) -> str:
+    Blocking (file I/O): call through ``asyncio.to_thread``.
+    """
+    return [key for path in paths for key in _keys_of(path)]
+
+
+def _keys_of(path: Path) -> list[VerificationKey]:
+    keys: list[VerificationKey] = []
+    for number, block in enumerate(_PEM_BLOCK.finditer(path.read_bytes()), start=1):
+        kind, pem = block.group(1).decode(), block.group(0)
+        where = f"{path}: PEM block {number} ({kind})"
+        public: object
+        if kind == "CERTIFICATE":
+            public = x509.load_pem_x509_certificate(pem).public_key()
+        elif kind.endswith("PRIVATE KEY"):
+            public = serialization.load_pem_private_key(pem, password=None).public_key()
+        elif kind.endswith("PUBLIC KEY"):
+            public = serialization.load_pem_public_key(pem)
+        else:
+            continue
+        keys.append(verification_key(public, where))
+    if not keys:
+        raise ValueError(f"{path}: no PEM public key, certificate or private key in it")
+    return keys
+
+
+def public_jwk(key: SigningKey | VerificationKey) -> dict[str, str]:
+    """RFC 7517/7518 JWK of a public key, as kube-apiserver publishes it (use sig, alg, kid)."""
+
+    def b64(value: int, size: int) -> str:
         return base64.urlsafe_b64encode(value.to_bytes(size, "big")).rstrip(b"=").decode()
 
+    if isinstance(key.public, rsa.RSAPublicKey):
+        rsa_numbers = key.public.public_numbers()
+        e_size = (rsa_numbers.e.bit_length() + 7) // 8
+        return {
+            "use": "sig",
+            "kty": "RSA",
+            "kid": key.kid,
+            "alg": RSA_ALGORITHM,
+            "n": b64(rsa_numbers.n, (key.public.key_size + 7) // 8),
+            "e": b64(rsa_numbers.e, e_size),
+        }
+    numbers = key.public.public_numbers()
+    size = (key.public.curve.key_size + 7) // 8
     return {
         "use": "sig",
         "kty": "EC",
         "kid": key.kid,
         "crv": "P-256",
         "alg": ALGORITHM,
-        "x": b64(numbers.x),
-        "y": b64(numbers.y),
+        "x": b64(numbers.x, size),
+        "y": b64(numbers.y, size),
     }
 
 
@@ -139,12 +221,15 @@ class ServiceAccountTokens:
         issuer: str = DEFAULT_ISSUER,
         audiences: tuple[str, ...] = (),
         clock: Callable[[], float] = time.time,
+        verification_keys: Sequence[VerificationKey] = (),
     ) -> None:
         self.reader = reader
         self.key = key
         self.issuer = issuer
         self.audiences = audiences or (issuer,)
         self.clock = clock
+        #: By kid: the signing key's public half first, then --service-account-key-file's.
+        self.verification_keys = {k.kid: k for k in (key.verification, *verification_keys)}
 
     # -- OIDC discovery --------------------------------------------------------------------------
     def openid_configuration(self) -> dict[str, Any]:
@@ -153,11 +238,11 @@ class ServiceAccountTokens:
             "jwks_uri": f"{self.issuer.rstrip('/')}{JWKS_PATH}",
             "response_types_supported": ["id_token"],
             "subject_types_supported": ["public"],
-            "id_token_signing_alg_values_supported": [ALGORITHM],
+            "id_token_signing_alg_values_supported": sorted({k.algorithm for k in self.verification_keys.values()}),
         }
 
     def jwks(self) -> dict[str, Any]:
-        return {"keys": [public_jwk(self.key)]}
+        return {"keys": [public_jwk(k) for k in self.verification_keys.values()]}
 
     # -- TokenRequest ----------------------------------------------------------------------------
     async def handle(
@@ -209,7 +294,7 @@ class ServiceAccountTokens:
             "jti": str(uuid.uuid4()),
             "kubernetes.io": private,
         }
-        token = jwt.encode(claims, self.key.private, algorithm=ALGORITHM, headers={"kid": self.key.kid})
+        token = jwt.encode(claims, self.key.private, algorithm=self.key.algorithm, headers={"kid": self.key.kid})
         return {
             "kind": "TokenRequest",
             "apiVersion": AUTHENTICATION_V1,
@@ -257,24 +342,47 @@ class ServiceAccountTokens:
         """The user and which of ``audiences`` the token names (TokenReview with spec.audiences asks this)."""
         if token.count(".") != 2 or not token.startswith("eyJ"):
             return None
-        try:
-            claims = jwt.decode(
-                token,
-                self.key.public,
-                algorithms=[ALGORITHM],
-                audience=list(audiences),
-                issuer=self.issuer,
-                leeway=LEEWAY_S,
-                options={"require": ["exp", "iss", "sub", "aud"]},
-            )
-        except jwt.InvalidTokenError as err:
-            log.debug("service account token rejected: %s", err)
+        claims = self._verified_claims(token, audiences)
+        if claims is None:
             return None
         user = await self._user(claims)
         if user is None:
             return None
         aud = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
         return user, tuple(a for a in audiences if a in aud)
+
+    def _verified_claims(self, token: str, audiences: tuple[str, ...]) -> dict[str, Any] | None:
+        """The claims when a verification key's signature and the standard claims check out.
+
+        The key the header's ``kid`` names is tried alone; without a known ``kid`` every key is tried,
+        as upstream's verifier does.
+        """
+        try:
+            kid = jwt.get_unverified_header(token).get("kid")
+        except jwt.InvalidTokenError as err:
+            log.debug("service account token rejected: %s", err)
+            return None
+        named = self.verification_keys.get(kid) if isinstance(kid, str) else None
+        candidates = [named] if named is not None else list(self.verification_keys.values())
+        for candidate in candidates:
+            try:
+                claims: dict[str, Any] = jwt.decode(
+                    token,
+                    candidate.public,
+                    algorithms=[candidate.algorithm],
+                    audience=list(audiences),
+                    issuer=self.issuer,
+                    leeway=LEEWAY_S,
+                    options={"require": ["exp", "iss", "sub", "aud"]},
+                )
+            except (jwt.InvalidSignatureError, jwt.InvalidAlgorithmError, jwt.InvalidKeyError):
+                continue  # not this key's signature
+            except jwt.InvalidTokenError as err:
+                log.debug("service account token rejected: %s", err)
+                return None
+            return claims
+        log.debug("service account token rejected: no verification key matches its signature")
+        return None
 
     async def _user(self, claims: dict[str, Any]) -> UserInfo | None:
         private = claims.get("kubernetes.io")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from skiff.store.compactor import DEFAULT_INTERVAL_S
+from skiff.store.errors import StoreError
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class ApiServerFlags:
     audit_log_maxsize: float = 100
     audit_log_maxbackup: int = 5
     authorization_modes: tuple[str, ...] = ("Node", "RBAC")
+    kubelet_certificate_authority: Path | None = None
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> ApiServerFlags:
@@ -57,6 +59,9 @@ class ApiServerFlags:
             audit_log_maxsize=args.audit_log_maxsize,
             audit_log_maxbackup=args.audit_log_maxbackup,
             authorization_modes=args.authorization_mode,
+            kubelet_certificate_authority=Path(args.kubelet_certificate_authority)
+            if args.kubelet_certificate_authority
+            else None,
         )
 
 
@@ -88,10 +93,31 @@ def register(subparsers: Any) -> None:
         "(default https://kubernetes.default.svc.cluster.local)",
     )
     parser.add_argument(
+        "--service-account-signing-key-file",
+        type=Path,
+        default=None,
+        help="private key (EC P-256 or RSA, PEM) that signs ServiceAccount tokens (default DATA_DIR/pki/sa.key)",
+    )
+    parser.add_argument(
+        "--service-account-key-file",
+        type=Path,
+        action="append",
+        default=[],
+        help="PEM public keys, certificates or private keys that ServiceAccount tokens may also be signed with "
+        "(repeatable; e.g. the previous sa.pub while rotating keys); the signing key always verifies",
+    )
+    parser.add_argument(
         "--store",
         default=None,
-        help="sqlite://PATH or etcd://HOST:PORT[,HOST:PORT...] (default: sqlite://DATA_DIR/skiff.db)",
+        help="sqlite://PATH, https://HOST:PORT[,HOST:PORT...] (etcd over TLS: see --etcd-cafile) or "
+        "etcd://HOST:PORT[,...] (etcd in plaintext) (default: sqlite://DATA_DIR/skiff.db)",
     )
+    for flag, what in (
+        ("--etcd-cafile", "CA that the etcd servers' certificates must chain to (default: the system's)"),
+        ("--etcd-certfile", "client certificate to present to etcd (client-cert-auth)"),
+        ("--etcd-keyfile", "key of --etcd-certfile"),
+    ):
+        parser.add_argument(flag, type=Path, default=None, help=f"{what}; for an https:// --store, as kube-apiserver's")
     parser.set_defaults(func=run)
 
 
@@ -145,6 +171,12 @@ def add_apiserver_flags(parser: argparse.ArgumentParser, secure_port_flag: str =
         help="EncryptionConfiguration file: which resources are encrypted at rest, and how "
         "(apiserver default: none; up default: DATA_DIR/pki/encryption-config.yaml, made on first start)",
     )
+    parser.add_argument(
+        "--kubelet-certificate-authority",
+        default=None,
+        help="CA file that kubelets' serving certificates must chain to (apiserver default: none, kubelets are "
+        "dialed without verification; up default: DATA_DIR/pki/ca.crt, which signs its kubelet's certificate)",
+    )
     add_audit_flags(parser)
 
 
@@ -196,6 +228,12 @@ async def run(args: argparse.Namespace) -> int:
         audit_log_maxbackup=flags.audit_log_maxbackup,
         authorization_modes=flags.authorization_modes,
         service_account_issuer=args.service_account_issuer,
+        service_account_signing_key_file=args.service_account_signing_key_file,
+        service_account_key_files=tuple(args.service_account_key_file),
+        etcd_cafile=args.etcd_cafile,
+        etcd_certfile=args.etcd_certfile,
+        etcd_keyfile=args.etcd_keyfile,
+        kubelet_certificate_authority=flags.kubelet_certificate_authority,
     )
     return await serve_until_signalled(ApiServer(config), "skiff apiserver")
 
@@ -209,7 +247,7 @@ async def serve_until_signalled(server: Any, name: str, on_started: Any = None) 
     try:
         try:
             await server.start()
-        except (OSError, ValueError) as err:
+        except (OSError, ValueError, StoreError) as err:  # StoreError: e.g. etcd unreachable or refusing our cert
             print(f"{name}: cannot start: {err}", file=sys.stderr)
             await server.stop()
             return 1

@@ -2,10 +2,16 @@
 
 Flags as kube-controller-manager spells them: ``--kubeconfig``,
 ``--controllers`` (``*``, ``-name``, ``name``), ``--leader-elect`` (default
-true; the Lease is kube-system/kube-controller-manager).  ``--port`` serves
+true; the Lease is kube-system/kube-controller-manager),
+``--use-service-account-credentials`` (each controller acts as its own
+ServiceAccount in kube-system, skiff.client.clientbuilder; the kubeconfig's
+identity keeps the shared informers and the Lease).  ``--port`` serves
 ``/healthz``, ``/readyz`` and ``/metrics`` over plain HTTP on
 ``--bind-address`` (off unless given; 0 picks a free port, printed on
 stdout).  Runs until SIGTERM/SIGINT, then releases the Lease and exits 0.
+Besides kube-controller-manager's, ``--auto-approve-kubelet-serving=false``
+turns off Skiff's approval of kubelet serving certificates
+(skiff.controllers.csrapproving; on by default).
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ class ControllerManagerFlags:
     bind_address: str
     port: int | None
     options: dict[str, Any]
+    use_service_account_credentials: bool = False
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> ControllerManagerFlags:
@@ -49,6 +56,7 @@ class ControllerManagerFlags:
             bind_address=args.bind_address,
             port=args.port,
             options=controller_options(args),
+            use_service_account_credentials=args.use_service_account_credentials,
         )
 
 
@@ -94,6 +102,12 @@ OPTION_FLAGS: tuple[tuple[str, Any, str], ...] = (
     ("cluster-signing-cert-file", str, "PEM CA certificate the csrsigning controller issues certificates with"),
     ("cluster-signing-key-file", str, "PEM private key of --cluster-signing-cert-file"),
     ("cluster-signing-duration", _duration, "longest lifetime of a signed certificate (controller default 8760h)"),
+    (
+        "auto-approve-kubelet-serving",
+        _bool,
+        "true/false: csrapproving approves kubelets' serving certificate requests for their own loopback addresses "
+        "and names (Skiff only; upstream leaves them to an administrator)",
+    ),
 )
 
 
@@ -149,6 +163,14 @@ def register(subparsers: Any) -> None:
         ("--leader-elect-retry-period", "2s", "the wait between attempts to acquire or renew"),
     ):
         parser.add_argument(flag, type=_duration, default=_duration(default), help=f"{text} (default {default})")
+    parser.add_argument(
+        "--use-service-account-credentials",
+        type=_bool,
+        nargs="?",
+        const=True,
+        default=False,
+        help="run each controller as its own ServiceAccount in kube-system (default false)",
+    )
     for name, kind, text in OPTION_FLAGS:
         parser.add_argument(f"--{name}", type=kind, default=None, help=f"{text} (default: the controller's own)")
     parser.add_argument(
@@ -168,6 +190,7 @@ async def run(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from skiff.client import ApiClient, ClientConfig, ConfigError
+    from skiff.client.clientbuilder import ServiceAccountClientBuilder
     from skiff.controllers.manager import ControllerManager, discover_specs, health_app, select_specs, unknown_names
 
     flags = ControllerManagerFlags.from_args(args)
@@ -183,6 +206,7 @@ async def run(args: argparse.Namespace) -> int:
         print(f"skiff controller-manager: {err}", file=sys.stderr)
         return 1
     async with ApiClient(config, user_agent="skiff-controller-manager") as client:
+        accounts = ServiceAccountClientBuilder(client, user_agent="skiff-controller-manager")
         manager = ControllerManager(
             client,
             select_specs(specs, flags.controllers),
@@ -190,6 +214,7 @@ async def run(args: argparse.Namespace) -> int:
             lease_namespace=flags.lease_namespace,
             lease_timings=(flags.lease_duration_s, flags.renew_deadline_s, flags.retry_period_s),
             options=flags.options,
+            service_account_clients=accounts.client if flags.use_service_account_credentials else None,
         )
         runner: web.AppRunner | None = None
         if flags.port is not None:
@@ -211,4 +236,5 @@ async def run(args: argparse.Namespace) -> int:
                 loop.remove_signal_handler(sig)
             if runner is not None:
                 await runner.cleanup()
+            await accounts.close()
     return 0

@@ -10,6 +10,20 @@ certificate of its own (``skiff.kubelet.tls_bootstrap``: a CSR the
 controller-manager approves and signs) before it does anything else; it then
 runs with ``ROOT/kubelet.kubeconfig`` and that certificate, and a restart
 reuses them.  SIGUSR1 prints every asyncio task's stack to stderr.
+
+Its HTTPS API (logs, exec, attach, port-forward for the API server) is
+secured as kubeadm configures a kubelet (``skiff.kubelet.server_auth``):
+client certificates verified against ``--client-ca-file`` (default: the CA
+it trusts for the API server, the cluster CA) or bearer tokens checked with a
+TokenReview (``--authentication-token-webhook``, default true); no anonymous
+access (``--anonymous-auth``, default false); each request authorized with a
+SubjectAccessReview (``--authorization-mode Webhook``, the default; or
+AlwaysAllow).  It serves ``--tls-cert-file``/``--tls-private-key-file``, or
+else a self-signed certificate.  With ``--rotate-server-certificates`` (on by
+default for a kubelet joining with ``--token``, off otherwise, and off when
+given ``--tls-cert-file``) it asks, as its node, for a serving certificate
+from the cluster CA (a ``kubernetes.io/kubelet-serving`` CSR for its node IP
+and name, ``skiff.kubelet.server_certificate``) and serves it once issued.
 """
 
 from __future__ import annotations
@@ -23,6 +37,7 @@ from typing import Any
 
 from skiff.client import ClientConfig
 from skiff.client.cluster_defaults import CLUSTER_DNS, CLUSTER_DOMAIN
+from skiff.kubelet.server_auth import AUTHORIZATION_MODES, AuthConfig
 from skiff.localcluster.paths import default_data_dir
 
 
@@ -52,7 +67,71 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--cluster-dns", default=CLUSTER_DNS)
     parser.add_argument("--cluster-domain", default=CLUSTER_DOMAIN)
     parser.add_argument("--stop-pods-on-exit", action="store_true", help="stop pods gracefully when the kubelet exits")
+    add_api_security_flags(parser)
     parser.set_defaults(func=run)
+
+
+def parse_bool(text: str) -> bool:
+    """A boolean flag value spelled as Go's flags take it (``--anonymous-auth=false``)."""
+    value = text.strip().lower()
+    if value in ("1", "t", "true"):
+        return True
+    if value in ("0", "f", "false"):
+        return False
+    raise argparse.ArgumentTypeError(f"invalid boolean value {text!r}")
+
+
+def add_api_security_flags(parser: argparse.ArgumentParser) -> None:
+    """Who may use the kubelet's HTTPS API, and the certificate it serves (defaults: AuthConfig's)."""
+    defaults = AuthConfig()
+    parser.add_argument(
+        "--client-ca-file",
+        default=None,
+        help="CA whose client certificates authenticate to the kubelet API (CN user, O groups); "
+        "default: the CA trusted for the API server (the cluster CA)",
+    )
+    parser.add_argument(
+        "--anonymous-auth",
+        type=parse_bool,
+        nargs="?",
+        const=True,
+        default=defaults.anonymous,
+        help=f"serve unauthenticated requests as system:anonymous (default {str(defaults.anonymous).lower()})",
+    )
+    parser.add_argument(
+        "--authentication-token-webhook",
+        type=parse_bool,
+        nargs="?",
+        const=True,
+        default=defaults.token_webhook,
+        help="authenticate bearer tokens with a TokenReview to the API server "
+        f"(default {str(defaults.token_webhook).lower()})",
+    )
+    parser.add_argument(
+        "--authorization-mode",
+        choices=AUTHORIZATION_MODES,
+        default=defaults.authorization_mode,
+        help="Webhook: ask the API server (SubjectAccessReview) for each request; AlwaysAllow: any authenticated "
+        f"user may do anything (default {defaults.authorization_mode})",
+    )
+    parser.add_argument("--tls-cert-file", default=None, help="serving certificate (default: a self-signed one)")
+    parser.add_argument("--tls-private-key-file", default=None, help="key of --tls-cert-file")
+    parser.add_argument(
+        "--rotate-server-certificates",
+        type=parse_bool,
+        nargs="?",
+        const=True,
+        default=None,
+        help="ask for a serving certificate from the cluster CA (a kubelet-serving CSR) and serve it once issued "
+        "(default: true with --token and without --tls-cert-file, else false)",
+    )
+
+
+def rotate_server_certificates(args: argparse.Namespace) -> bool:
+    """The flag as given, else on for a kubelet that joins with a bootstrap token and has no --tls-cert-file."""
+    if args.rotate_server_certificates is not None:
+        return bool(args.rotate_server_certificates)
+    return bool(args.token) and not args.tls_cert_file
 
 
 def parse_labels(text: str) -> dict[str, str]:
@@ -104,6 +183,9 @@ async def run(args: argparse.Namespace) -> int:
             "skiff kubelet: give --server with --token (and --certificate-authority), or --kubeconfig", file=sys.stderr
         )
         return 2
+    if bool(args.tls_cert_file) != bool(args.tls_private_key_file):
+        print("skiff kubelet: give --tls-cert-file with --tls-private-key-file", file=sys.stderr)
+        return 2
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -129,8 +211,20 @@ async def run(args: argparse.Namespace) -> int:
         cluster_dns=args.cluster_dns,
         cluster_domain=args.cluster_domain,
         stop_pods_on_exit=args.stop_pods_on_exit,
+        auth=AuthConfig(
+            client_ca_file=Path(args.client_ca_file) if args.client_ca_file else None,
+            anonymous=args.anonymous_auth,
+            token_webhook=args.authentication_token_webhook,
+            authorization_mode=args.authorization_mode,
+        ),
+        tls_files=(Path(args.tls_cert_file), Path(args.tls_private_key_file)) if args.tls_cert_file else None,
+        rotate_server_certificates=rotate_server_certificates(args),
     )
-    kubelet = Kubelet(config)
+    try:
+        kubelet = Kubelet(config)
+    except (ValueError, OSError) as err:
+        print(f"skiff kubelet: {err}", file=sys.stderr)
+        return 1
 
     def dump_tasks() -> None:
         """SIGUSR1: every asyncio task's stack to stderr, to see what a stuck kubelet waits for."""

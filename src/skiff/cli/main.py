@@ -29,6 +29,7 @@ SUBCOMMANDS = (
     "proxy",
     "sim",
     "token",
+    "user",
     "store",
     "image",
     "etcd_operator",

@@ -1,7 +1,10 @@
 """``skiff up``: one command, a whole local cluster on the embedded store.
 
 In this process: the store (``DATA_DIR/skiff.db``), the Kubernetes API server
-(HTTPS, certificates in ``DATA_DIR/pki``) and the store's etcd v3 API.  As
+(HTTPS, certificates in ``DATA_DIR/pki``) and the store's etcd v3 API (TLS,
+client certificates required, both from its own CA in ``DATA_DIR/pki/etcd``
+whose ``client.crt``/``client.key`` are etcdctl's; the "etcd v3 API" line
+prints the command; plaintext only with ``--listen http://...``).  As
 supervised child processes, each in its own process group and restarted with
 back-off if it dies (logs in ``DATA_DIR/logs``): controller-manager,
 scheduler, a kubelet for this machine (control-plane labels) and the proxy
@@ -11,12 +14,22 @@ Addresses: the default data dir uses the documented defaults; any other data
 dir gets its own 127.N.0.0/16 (skiff.localcluster.addresses), so clusters run
 side by side; every range and port is still a flag.  A kubeconfig is written
 to ``--kubeconfig FILE`` or merged into ``$KUBECONFIG``/``~/.kube/config`` as
-context ``skiff`` (as kind does), and the components get their own copy in
-``DATA_DIR/admin.kubeconfig``.  A bootstrap token for extra nodes is kept
+context ``skiff`` (as kind does), with a copy in ``DATA_DIR/admin.kubeconfig``.
+The components do not use it: each has an identity of its own, as kubeadm
+sets them up (``DATA_DIR/<component>.kubeconfig``, skiff.localcluster.identities),
+and the controllers act as their ServiceAccounts; once this machine's node has
+registered, ``skiff up`` labels it control-plane.  A bootstrap token for extra nodes is kept
 in ``DATA_DIR/join-token`` (renewed when it nears expiry) and printed in a
 "join another node: skiff kubelet ..." line; as with kubeadm, the token's
 group may post a CSR that the controller-manager approves and signs, so the
-joining kubelet ends up with a client certificate of its own.  Requests are audited at
+joining kubelet ends up with a client certificate of its own.  The kubelet
+APIs are locked down as kubeadm does it: this machine's kubelet serves a
+certificate from the cluster CA (``DATA_DIR/pki/kubelet-serving.crt``), which
+the API server checks (``--kubelet-certificate-authority`` defaults to the
+cluster CA here); a joined kubelet asks for one with a kubelet-serving CSR,
+which the controller-manager approves for the node's own loopback addresses
+and name (a Skiff rule: upstream leaves it to an administrator) and signs.
+Requests are audited at
 Metadata level (health checks excepted) to ``DATA_DIR/logs/audit.log`` under
 ``DATA_DIR/audit-policy.yaml``, written on first start, then the user's to
 edit.  Secrets are encrypted at rest under
@@ -35,11 +48,12 @@ import re
 import signal
 import socket
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from skiff.cli.apiserver import add_apiserver_flags
-from skiff.cli.store import DB_FILE, ServeConfig, add_serve_flags
+from skiff.cli.store import DB_FILE, ServeConfig, add_serve_flags, etcdctl_command, serving_tls, warn_plaintext
 from skiff.localcluster.paths import default_data_dir
 
 READY_TIMEOUT_S = 120.0
@@ -114,19 +128,31 @@ async def join_token(admin_kubeconfig: Path, data_dir: Path) -> str | None:
 async def run(args: argparse.Namespace) -> int:
     from skiff.apiserver import kubeconfig
     from skiff.apiserver.audit import ensure_default_policy
-    from skiff.apiserver.pki import ensure_encryption_config
+    from skiff.apiserver.pki import ensure_encryption_config, ensure_kubelet_serving_cert
     from skiff.apiserver.server import ApiServer, ApiServerConfig
-    from skiff.localcluster.components import STOP_ORDER, LocalCluster, components
+    from skiff.localcluster.components import (
+        CONTROL_PLANE_LABELS,
+        STOP_ORDER,
+        LocalCluster,
+        components,
+        kubelet_serving_prefix,
+    )
+    from skiff.localcluster.identities import write_kubeconfigs
     from skiff.localcluster.readiness import wait_for_node_ready
     from skiff.localcluster.supervisor import Supervisor
     from skiff.store.facade import FacadeServer
     from skiff.store.sqlite import SqliteStore
 
     addresses = await asyncio.to_thread(plan_addresses, args)
-    args.listen = args.listen or f"{addresses.api_address}:2379"
+    args.listen = args.listen or f"https://{addresses.api_address}:2379"
     store_config = ServeConfig.from_args(args)
     data_dir = store_config.data_dir.resolve()
     await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
+    try:  # the etcd v3 API serves TLS with client certs from DATA_DIR/pki/etcd unless --listen says http://
+        etcd_tls = await asyncio.to_thread(serving_tls, replace(store_config, data_dir=data_dir))
+    except ValueError as err:
+        print(f"skiff up: {err}", file=sys.stderr)
+        return 2
 
     def say(line: str) -> None:
         print(f"skiff up: {line}", flush=True)
@@ -147,7 +173,11 @@ async def run(args: argparse.Namespace) -> int:
     )
     store = await SqliteStore.open(data_dir / DB_FILE)
     facade = FacadeServer(
-        store, store_config.name, store_config.advertise_peer_url, cluster_token=store_config.initial_cluster_token
+        store,
+        store_config.name,
+        store_config.advertise_peer_url,
+        cluster_token=store_config.initial_cluster_token,
+        tls=etcd_tls,
     )
     api = ApiServer(
         ApiServerConfig(
@@ -167,6 +197,10 @@ async def run(args: argparse.Namespace) -> int:
             audit_log_maxsize=args.audit_log_maxsize,
             audit_log_maxbackup=args.audit_log_maxbackup,
             authorization_modes=args.authorization_mode,
+            # Its kubelet's serving cert comes from the cluster CA (below): verify kubelets against it.
+            kubelet_certificate_authority=Path(args.kubelet_certificate_authority)
+            if args.kubelet_certificate_authority
+            else data_dir / "pki" / "ca.crt",
         ),
         store=store,
     )
@@ -180,18 +214,24 @@ async def run(args: argparse.Namespace) -> int:
             return 1
         assert api.pki is not None
         say(f"Kubernetes API on {api.url} (data: {data_dir})")
-        say(f"etcd v3 API on {facade.address}")
+        say(f"etcd v3 API on {facade.url}; try: {etcdctl_command(facade.url, etcd_tls, data_dir)} member list")
+        if etcd_tls is None:
+            warn_plaintext("skiff up", facade.address)
         admin = data_dir / "admin.kubeconfig"
         await asyncio.to_thread(kubeconfig.write, admin, kubeconfig.build(api.url, api.pki), merge_existing=False)
+        await asyncio.to_thread(write_kubeconfigs, data_dir, api.url, api.pki, args.node_name)
         cluster = LocalCluster(
             data_dir=data_dir,
-            kubeconfig=admin,
             node_name=args.node_name,
             addresses=addresses,
             with_kubelet=not args.no_kubelet,
             with_proxy=not args.no_proxy,
             with_etcd_operator=not args.no_etcd_operator,
         )
+        if cluster.with_kubelet:
+            hosts = (addresses.node_ip, args.node_name, "localhost", "127.0.0.1")
+            serving = kubelet_serving_prefix(data_dir)
+            await asyncio.to_thread(ensure_kubelet_serving_cert, api.pki, serving, args.node_name, hosts)
         for component in components(cluster):
             await supervisor.start(component)
             say(f"started {component.name} (log: {supervisor.log_path(component.name)})")
@@ -207,7 +247,9 @@ async def run(args: argparse.Namespace) -> int:
                 f"{data_dir}/pki/ca.crt --node-name NAME --node-ip {addresses.extra_node_ip(2)}"
             )
         if cluster.with_kubelet:
-            waiter = asyncio.ensure_future(wait_for_node_ready(admin, cluster.node_name, READY_TIMEOUT_S))
+            waiter = asyncio.ensure_future(
+                wait_for_node_ready(admin, cluster.node_name, READY_TIMEOUT_S, labels=CONTROL_PLANE_LABELS)
+            )
             stop_waiter = asyncio.ensure_future(stopping.wait())
             await asyncio.wait({waiter, stop_waiter}, return_when=asyncio.FIRST_COMPLETED)
             stop_waiter.cancel()

@@ -4,7 +4,10 @@ Objects are plain dicts.  Every non-2xx answer becomes ``ApiError`` decoded
 from the server's Status.  One aiohttp session (keep-alive pool) per client;
 watches are long requests on the same pool, parsed from the chunked stream
 one JSON object per line without any line-length limit (a 1 MiB ConfigMap is
-one line).  No retries here: callers (informers, controllers) own their
+one line).  A ``TokenSource`` supplies the bearer token per request instead of
+a fixed one (client-go's token-source transport: a ServiceAccount token that is
+refreshed before it expires); a 401 resets it, so the next request fetches a
+new token (ResettableTokenSourceWrapTransport).  No retries here: callers (informers, controllers) own their
 retry policy, because only they know whether a write is safe to repeat.
 """
 
@@ -14,7 +17,7 @@ import asyncio
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import orjson
@@ -32,6 +35,15 @@ PATCH_TYPES = {
 REQUEST_TIMEOUT_S = 60.0
 
 
+class TokenSource(Protocol):
+    """Bearer tokens that change over time (skiff.client.clientbuilder)."""
+
+    async def token(self) -> str: ...
+
+    def reset(self) -> None:
+        """Forget the cached token: the server refused it."""
+
+
 @dataclass(frozen=True, slots=True)
 class WatchEvent:
     type: str
@@ -39,12 +51,20 @@ class WatchEvent:
 
 
 class ApiClient:
-    def __init__(self, config: ClientConfig, user_agent: str = "skiff", *, max_connections: int = 64) -> None:
+    def __init__(
+        self,
+        config: ClientConfig,
+        user_agent: str = "skiff",
+        *,
+        max_connections: int = 64,
+        token_source: TokenSource | None = None,
+    ) -> None:
         self.config = config
         self._ssl = config.ssl_context()
         self._headers = {"User-Agent": user_agent, "Accept": "application/json"}
         if config.token:
             self._headers["Authorization"] = f"Bearer {config.token}"
+        self._token_source = token_source
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
 
@@ -68,6 +88,15 @@ class ApiClient:
             self._session = aiohttp.ClientSession(connector=connector, headers=self._headers)
         return self._session
 
+    async def _with_token(self, headers: Mapping[str, str] | None) -> Mapping[str, str] | None:
+        if self._token_source is None:
+            return headers
+        return {**(headers or {}), "Authorization": f"Bearer {await self._token_source.token()}"}
+
+    def _check_unauthorized(self, status: int) -> None:
+        if status == 401 and self._token_source is not None:
+            self._token_source.reset()
+
     # -- raw ---------------------------------------------------------------------------------------
 
     async def request(
@@ -82,10 +111,12 @@ class ApiClient:
     ) -> tuple[int, dict[str, str], bytes]:
         """One request, whatever its status: (code, headers, body)."""
         timeout = aiohttp.ClientTimeout(total=timeout_s)
+        headers = await self._with_token(headers)
         async with self._http().request(
             method, self.config.server + path, params=params, data=body, headers=headers, timeout=timeout
         ) as resp:
             data = await resp.read()
+            self._check_unauthorized(resp.status)
             return resp.status, dict(resp.headers), data
 
     async def _call(
@@ -241,7 +272,9 @@ class ApiClient:
             allowWatchBookmarks="true" if allow_bookmarks else None,
         )
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=REQUEST_TIMEOUT_S)
-        async with self._http().get(self.config.server + res.base(namespace), params=params, timeout=timeout) as resp:
+        url, headers = self.config.server + res.base(namespace), await self._with_token(None)
+        async with self._http().get(url, params=params, headers=headers, timeout=timeout) as resp:
+            self._check_unauthorized(resp.status)
             if resp.status >= 300:
                 raise from_response(resp.status, await resp.read())
             buffer = b""

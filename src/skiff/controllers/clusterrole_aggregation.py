@@ -99,4 +99,11 @@ class ClusterRoleAggregationController(Controller):
         log.debug("clusterrole-aggregation: %s now has %d rules", key, len(rules))
 
 
-CONTROLLERS = [ControllerSpec("clusterrole-aggregation", ClusterRoleAggregationController, workers=5)]
+CONTROLLERS = [
+    ControllerSpec(
+        "clusterrole-aggregation",
+        ClusterRoleAggregationController,
+        workers=5,
+        service_account="clusterrole-aggregation-controller",
+    )
+]

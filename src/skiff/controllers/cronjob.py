@@ -36,6 +36,7 @@ from skiff.controllers.controller_ref import (
 )
 from skiff.controllers.job_status import has_condition, is_finished
 from skiff.controllers.manager import ControllerSpec
+from skiff.controllers.status_writes import store_status
 
 log = logging.getLogger(__name__)
 
@@ -197,14 +198,13 @@ class CronJobController(Controller):
         self.recorder.event(cronjob, "Normal", "SuccessfulDelete", f"Deleted job {name}")
 
     async def _write_status(self, cronjob: Obj, status: Obj) -> None:
-        """A merge patch of the fields this controller owns (null removes), so a stale cache cannot conflict."""
+        """The fields this controller owns (None removes), over the stored status (UpdateStatus, as upstream)."""
         old = cronjob.get("status") or {}
         fields = ("active", "lastScheduleTime", "lastSuccessfulTime")
         patch = {k: status.get(k) or None for k in fields if (status.get(k) or None) != (old.get(k) or None)}
         if not patch:
             return
-        meta = cronjob["metadata"]
-        await self.client.patch(CRONJOBS, meta["name"], {"status": patch}, meta.get("namespace"), subresource="status")
+        await store_status(self.client, CRONJOBS, cronjob, patch)
 
     async def _cleanup(self, cronjob: Obj, jobs: list[Obj]) -> None:
         """cleanupFinishedJobs: delete the oldest finished jobs beyond the history limits."""
@@ -223,4 +223,4 @@ class CronJobController(Controller):
                 await self._delete_job(cronjob, str(job["metadata"].get("namespace") or ""), job["metadata"]["name"])
 
 
-CONTROLLERS = [ControllerSpec("cronjob", CronJobController)]
+CONTROLLERS = [ControllerSpec("cronjob", CronJobController, service_account="cronjob-controller")]

@@ -103,4 +103,4 @@ class CSRCleanerController(Controller):
             raise failure
 
 
-CONTROLLERS = [ControllerSpec("csrcleaner", CSRCleanerController, workers=1)]
+CONTROLLERS = [ControllerSpec("csrcleaner", CSRCleanerController, workers=1, service_account="certificate-controller")]

@@ -236,4 +236,4 @@ class CSRSigningController(Controller):
                 raise  # a conflict re-reads from the informer on retry
 
 
-CONTROLLERS = [ControllerSpec("csrsigning", CSRSigningController, workers=2)]
+CONTROLLERS = [ControllerSpec("csrsigning", CSRSigningController, workers=2, service_account="certificate-controller")]

@@ -52,6 +52,7 @@ from skiff.controllers.expectations import ControllerExpectations
 from skiff.controllers.history import REVISION_HASH_LABEL, ensure_revision, owned_revisions, truncate_history
 from skiff.controllers.manager import ControllerSpec
 from skiff.controllers.pod_control import create_pod, delete_pod, pod_from_template
+from skiff.controllers.status_writes import store_status
 
 log = logging.getLogger(__name__)
 
@@ -315,10 +316,7 @@ class DaemonSetController(Controller):
         old = ds.get("status") or {}
         if all(old.get(k) == v for k, v in status.items()):
             return
-        meta = ds["metadata"]
-        await self.client.patch(
-            DAEMONSETS, meta["name"], {"status": status}, meta.get("namespace"), subresource="status"
-        )
+        await store_status(self.client, DAEMONSETS, ds, status)
 
 
-CONTROLLERS = [ControllerSpec("daemonset", DaemonSetController)]
+CONTROLLERS = [ControllerSpec("daemonset", DaemonSetController, service_account="daemon-set-controller")]

@@ -316,14 +316,19 @@ class DeploymentController(DeploymentStrategies):
         self.recorder.event(d, "Warning", FAILED_RS_CREATE, msg)
 
     async def _set_deployment_revision(self, d: Obj, revision: str) -> None:
-        """SetDeploymentRevision: the Deployment's own revision annotation (a metadata patch)."""
+        """SetDeploymentRevision: the Deployment's own revision annotation.
+
+        Written with an update of the cached object (a stale cache conflicts and the sync retries): the
+        deployment-controller role may update Deployments but not patch them.  (Upstream writes it through
+        UpdateStatus, whose strategy keeps annotations; ours keeps only status.)
+        """
         if not revision:
             return
-        annotations = d["metadata"].setdefault("annotations", {})
-        if annotations.get(REVISION_ANNOTATION) == revision:
+        if (d["metadata"].get("annotations") or {}).get(REVISION_ANNOTATION) == revision:
             return
-        patch = {"metadata": {"annotations": {REVISION_ANNOTATION: revision}}}
-        updated = await self.client.patch(DEPLOYMENTS, d["metadata"]["name"], patch, d["metadata"]["namespace"])
+        body = copy.deepcopy(d)
+        body["metadata"].setdefault("annotations", {})[REVISION_ANNOTATION] = revision
+        updated = await self.client.update(DEPLOYMENTS, body)
         d["metadata"] = updated["metadata"]
 
     async def write_status(self, d: Obj, status: Obj) -> None:
@@ -339,4 +344,4 @@ class DeploymentController(DeploymentStrategies):
         d["status"] = updated.get("status") or {}
 
 
-CONTROLLERS = [ControllerSpec("deployment", DeploymentController, workers=5)]
+CONTROLLERS = [ControllerSpec("deployment", DeploymentController, workers=5, service_account="deployment-controller")]

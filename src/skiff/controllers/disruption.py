@@ -135,4 +135,4 @@ class DisruptionController(Controller):
         await self.client.update_status(PODDISRUPTIONBUDGETS, dict(pdb, status=status))
 
 
-CONTROLLERS = [ControllerSpec("disruption", DisruptionController, workers=2)]
+CONTROLLERS = [ControllerSpec("disruption", DisruptionController, workers=2, service_account="disruption-controller")]

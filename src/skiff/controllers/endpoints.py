@@ -165,4 +165,4 @@ async def delete_ignoring_not_found(client: ApiClient, name: str, namespace: str
             raise
 
 
-CONTROLLERS = [ControllerSpec("endpoint", EndpointsController, workers=2)]
+CONTROLLERS = [ControllerSpec("endpoint", EndpointsController, workers=2, service_account="endpoint-controller")]

@@ -196,4 +196,6 @@ def _annotate(body: Obj, trigger: float | None) -> None:
     meta["annotations"] = dict(meta.get("annotations") or {}, **{TRIGGER_TIME_ANNOTATION: rfc3339(trigger)})
 
 
-CONTROLLERS = [ControllerSpec("endpointslice", EndpointSliceController, workers=2)]
+CONTROLLERS = [
+    ControllerSpec("endpointslice", EndpointSliceController, workers=2, service_account="endpointslice-controller")
+]

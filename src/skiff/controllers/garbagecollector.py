@@ -284,4 +284,6 @@ class GarbageCollector(Controller):
                 raise
 
 
-CONTROLLERS = [ControllerSpec("garbagecollector", GarbageCollector, workers=5)]
+CONTROLLERS = [
+    ControllerSpec("garbagecollector", GarbageCollector, workers=5, service_account="generic-garbage-collector")
+]

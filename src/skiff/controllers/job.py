@@ -368,4 +368,4 @@ class JobController(Controller):
                 raise
 
 
-CONTROLLERS = [ControllerSpec("job", JobController)]
+CONTROLLERS = [ControllerSpec("job", JobController, service_account="job-controller")]

@@ -216,4 +216,4 @@ class LocalProvisioner(Controller):
                 raise
 
 
-CONTROLLERS = [ControllerSpec("local-provisioner", LocalProvisioner, workers=1)]
+CONTROLLERS = [ControllerSpec("local-provisioner", LocalProvisioner, workers=1, service_account="local-provisioner")]

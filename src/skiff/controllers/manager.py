@@ -9,8 +9,14 @@ of names, ``*`` for every controller enabled by default, ``-name`` to turn
 one off; ``name`` turns on a controller that is off by default
 (IsControllerEnabled: an explicit entry wins over ``*``).
 
-Running: one ApiClient, one InformerFactory and one clock are shared by all
-controllers (ControllerContext).  Controllers are built first (their
+Running: one InformerFactory (on the manager's own client) and one clock are
+shared by all controllers.  Each controller gets the manager's client, or,
+given ``service_account_clients`` (``--use-service-account-credentials``),
+a client acting as its ServiceAccount ``kube-system/<spec.service_account>``,
+the account upstream's controller uses, so its writes and events are
+authorised by that account's ``system:controller:*`` role (as
+kube-controller-manager's ClientBuilder vs. its root client for the shared
+informers).  Controllers are built first (their
 constructors register informers and handlers), then informers start and
 sync, then every controller's workers run.  With leader election the whole
 set runs only while this process holds the Lease
@@ -27,7 +33,7 @@ import logging
 import pkgutil
 import socket
 import uuid
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,12 +55,19 @@ PACKAGE = "skiff.controllers"
 
 @dataclass(frozen=True)
 class ControllerSpec:
-    """One controller a module contributes: its flag name, how to build it, how many workers."""
+    """One controller a module contributes: its flag name, how to build it, how many workers.
+
+    ``service_account``: the kube-system ServiceAccount it acts as with
+    ``--use-service-account-credentials`` (the name upstream's controller asks
+    its ClientBuilder for; its role is ``system:controller:<that name>``); None
+    runs it with the manager's own client.
+    """
 
     name: str
     build: Callable[[ControllerContext], Controller]
     workers: int = 2
     enabled_by_default: bool = True
+    service_account: str | None = None
 
 
 def discover_specs(package: str = PACKAGE) -> list[ControllerSpec]:
@@ -119,8 +132,10 @@ class ControllerManager:
         lease_namespace: str = LEASE_NAMESPACE,
         lease_timings: tuple[float, float, float] = (15.0, 10.0, 2.0),
         options: dict[str, Any] | None = None,
+        service_account_clients: Callable[[str], Awaitable[ApiClient]] | None = None,
     ) -> None:
         self.client = client
+        self.service_account_clients = service_account_clients
         self.specs = list(specs)
         self.clock = clock or RealClock()
         self.identity = identity or default_identity()
@@ -177,19 +192,21 @@ class ControllerManager:
         informers = InformerFactory(self.client)
         recorders: list[EventRecorder] = []
 
-        def recorder_for(component: str) -> EventRecorder:
-            recorder = EventRecorder(self.client, component, clock=self.clock)
-            recorders.append(recorder)
-            return recorder
+        def context_for(client: ApiClient) -> ControllerContext:
+            def recorder_for(component: str) -> EventRecorder:
+                recorder = EventRecorder(client, component, clock=self.clock)
+                recorders.append(recorder)
+                return recorder
 
-        context = ControllerContext(
-            client=self.client,
-            informers=informers,
-            clock=self.clock,
-            options=self.options,
-            recorder_factory=recorder_for,
-        )
-        self.controllers = {spec.name: spec.build(context) for spec in self.specs}
+            return ControllerContext(
+                client=client,
+                informers=informers,
+                clock=self.clock,
+                options=self.options,
+                recorder_factory=recorder_for,
+            )
+
+        self.controllers = {spec.name: spec.build(context_for(await self.client_for(spec))) for spec in self.specs}
         self.leading = True
         try:
             await informers.start()
@@ -215,6 +232,12 @@ class ControllerManager:
             # Events still being written must finish before the client closes.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.gather(*(r.flush() for r in recorders)), timeout=5)
+
+    async def client_for(self, spec: ControllerSpec) -> ApiClient:
+        """The client ``spec``'s controller writes with: its ServiceAccount's, or the manager's own."""
+        if self.service_account_clients is None or spec.service_account is None:
+            return self.client
+        return await self.service_account_clients(spec.service_account)
 
     def queue_depths(self) -> dict[str, int]:
         return {name: len(ctrl.queue) for name, ctrl in self.controllers.items()}

@@ -234,4 +234,4 @@ class NamespaceController(Controller):
                 raise
 
 
-CONTROLLERS = [ControllerSpec("namespace", NamespaceController, workers=5)]
+CONTROLLERS = [ControllerSpec("namespace", NamespaceController, workers=5, service_account="namespace-controller")]

@@ -93,4 +93,4 @@ class NodeIpamController(Controller):
         self._assigned[key] = cidr
 
 
-CONTROLLERS = [ControllerSpec("nodeipam", NodeIpamController, workers=1)]
+CONTROLLERS = [ControllerSpec("nodeipam", NodeIpamController, workers=1, service_account="node-controller")]

@@ -135,4 +135,4 @@ class NodeLifecycleController(Controller):
                     raise
 
 
-CONTROLLERS = [ControllerSpec("nodelifecycle", NodeLifecycleController, workers=2)]
+CONTROLLERS = [ControllerSpec("nodelifecycle", NodeLifecycleController, workers=2, service_account="node-controller")]

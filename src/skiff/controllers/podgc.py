@@ -155,4 +155,4 @@ class PodGCController(Controller):
                 raise
 
 
-CONTROLLERS = [ControllerSpec("podgc", PodGCController, workers=1)]
+CONTROLLERS = [ControllerSpec("podgc", PodGCController, workers=1, service_account="pod-garbage-collector")]

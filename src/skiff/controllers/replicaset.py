@@ -326,4 +326,4 @@ class ReplicaSetController(Controller):
         return owner
 
 
-CONTROLLERS = [ControllerSpec("replicaset", ReplicaSetController, workers=5)]
+CONTROLLERS = [ControllerSpec("replicaset", ReplicaSetController, workers=5, service_account="replicaset-controller")]

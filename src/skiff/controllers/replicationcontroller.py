@@ -34,4 +34,6 @@ class ReplicationManager(ReplicaSetController):
         super().__init__(context, REPLICATIONCONTROLLER_KIND)
 
 
-CONTROLLERS = [ControllerSpec("replicationcontroller", ReplicationManager, workers=5)]
+CONTROLLERS = [
+    ControllerSpec("replicationcontroller", ReplicationManager, workers=5, service_account="replication-controller")
+]

@@ -10,13 +10,17 @@ from the API server (the group's preferred version comes from discovery,
 so custom resources count too).  The arithmetic is resourcequota_usage's;
 status is written only when it changed.
 
-Enforcement at admission (rejecting a create that would exceed ``hard``)
-is the API server's job and is not done here.
+Enforcement at admission (rejecting a create that would exceed ``hard``,
+charging ``status.used`` as it admits) is the API server's
+(``registry.admission.resource_quota``); it charges with the same evaluators
+(``skiff.api.quota``), and this controller corrects what admission charged
+for writes that failed later.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -131,11 +135,15 @@ class ResourceQuotaController(Controller):
         hard = spec.get("hard") or {}
         namespace = str(quota["metadata"].get("namespace", ""))
         objects = await self._objects(namespace, lists_needed(hard))
-        status = quota_status(quota, compute_used(hard, spec.get("scopes") or [], objects))
+        now = datetime.fromtimestamp(self.clock.now(), UTC)
+        used = compute_used(hard, spec.get("scopes") or [], objects, scope_selector=spec.get("scopeSelector"), now=now)
+        status = quota_status(quota, used)
         current = quota.get("status") or {}
         if same_amounts(status["hard"], current.get("hard")) and same_amounts(status["used"], current.get("used")):
             return
         await self.client.update_status(RESOURCEQUOTAS, dict(quota, status=status))
 
 
-CONTROLLERS = [ControllerSpec("resourcequota", ResourceQuotaController, workers=2)]
+CONTROLLERS = [
+    ControllerSpec("resourcequota", ResourceQuotaController, workers=2, service_account="resourcequota-controller")
+]

@@ -131,6 +131,8 @@ class RootCACertPublisher(Controller):
 
 
 CONTROLLERS = [
-    ControllerSpec("serviceaccount", ServiceAccountsController, workers=2),
-    ControllerSpec("root-ca-cert-publisher", RootCACertPublisher, workers=2),
+    ControllerSpec(
+        "serviceaccount", ServiceAccountsController, workers=2, service_account="service-account-controller"
+    ),
+    ControllerSpec("root-ca-cert-publisher", RootCACertPublisher, workers=2, service_account="root-ca-cert-publisher"),
 ]

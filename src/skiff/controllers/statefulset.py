@@ -37,6 +37,7 @@ from skiff.controllers.daemonset import (
 from skiff.controllers.history import ensure_revision, owned_revisions, template_of, truncate_history
 from skiff.controllers.manager import ControllerSpec
 from skiff.controllers.pod_control import create_pod, delete_pod
+from skiff.controllers.status_writes import store_status
 
 log = logging.getLogger(__name__)
 
@@ -152,10 +153,9 @@ class StatefulSetController(Controller):
             meta = claim["metadata"]
             try:
                 existing = await self.client.get(PERSISTENTVOLUMECLAIMS, meta["name"], meta["namespace"])
-                refs = owner_refs_with(existing, ref)
-                await self.client.patch(
-                    PERSISTENTVOLUMECLAIMS, meta["name"], {"metadata": {"ownerReferences": refs}}, meta["namespace"]
-                )
+                existing["metadata"]["ownerReferences"] = owner_refs_with(existing, ref)
+                # UpdateClaim, as upstream: the statefulset-controller role updates claims, never patches them.
+                await self.client.update(PERSISTENTVOLUMECLAIMS, existing)
             except ApiError as err:
                 if err.code != 404:
                     raise
@@ -166,10 +166,7 @@ class StatefulSetController(Controller):
             status.pop("collisionCount")
         if all(old.get(k) == v for k, v in status.items()):
             return
-        meta = sts["metadata"]
-        await self.client.patch(
-            STATEFULSETS, meta["name"], {"status": status}, meta.get("namespace"), subresource="status"
-        )
+        await store_status(self.client, STATEFULSETS, sts, status)
 
 
-CONTROLLERS = [ControllerSpec("statefulset", StatefulSetController)]
+CONTROLLERS = [ControllerSpec("statefulset", StatefulSetController, service_account="statefulset-controller")]

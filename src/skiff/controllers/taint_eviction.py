@@ -105,4 +105,6 @@ class TaintEvictionController(Controller):
                 raise
 
 
-CONTROLLERS = [ControllerSpec("taint-eviction-controller", TaintEvictionController, workers=2)]
+CONTROLLERS = [
+    ControllerSpec("taint-eviction-controller", TaintEvictionController, workers=2, service_account="node-controller")
+]

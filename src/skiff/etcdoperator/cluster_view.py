@@ -5,6 +5,10 @@ list was its source of truth and was lost on every restart): each reconcile
 rebuilds this view from the informers and from the members' own answers
 (MemberList from any member that responds, Status from every member), so an
 operator restarted at any point resumes from what is really there.
+
+A cluster with client TLS is observed over https with the operator's
+:class:`~skiff.etcdoperator.etcdclient.ClientTls` (``ClusterView.tls``); every
+client the controller opens on its members comes from :meth:`ClusterView.client`.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from urllib.parse import urlparse
 
 from skiff.controllers.pod_status import pod_condition
 from skiff.etcdoperator import members as mb
-from skiff.etcdoperator.etcdclient import EndpointStatus, EtcdClient, EtcdError, Member
+from skiff.etcdoperator.etcdclient import ClientTls, EndpointStatus, EtcdClient, EtcdError, Member
 
 Obj = dict[str, Any]
 #: Per-call deadline for membership and status probes: a dead member must not stall the reconcile.
@@ -38,6 +42,8 @@ class MemberState:
     claim: Obj | None = None
     member: Member | None = None
     status: EndpointStatus | None = None
+    #: The member's client port serves https (the cluster has client TLS).
+    secure: bool = False
 
     @property
     def ip(self) -> str | None:
@@ -45,7 +51,7 @@ class MemberState:
 
     @property
     def client_url(self) -> str | None:
-        return mb.client_url(self.ip) if self.ip else None
+        return mb.client_url(self.ip, self.secure) if self.ip else None
 
     @property
     def healthy(self) -> bool:
@@ -71,6 +77,14 @@ class ClusterView:
     states: dict[str, MemberState] = field(default_factory=dict)
     #: Members whose peer URL names no member of ours (added by hand): left alone, reported.
     unnamed: list[Member] = field(default_factory=list)
+    #: How to reach members with client TLS; None: plaintext.
+    tls: ClientTls | None = None
+
+    def client_url(self, ip: str) -> str:
+        return mb.client_url(ip, self.tls is not None)
+
+    def client(self, url: str, timeout: float) -> EtcdClient:
+        return EtcdClient(url, timeout=timeout, tls=self.tls)
 
     @property
     def leader_id(self) -> int:
@@ -111,7 +125,7 @@ def owned(objs: Iterable[Obj], uid: str) -> list[Obj]:
     return [o for o in objs if any(r.get("uid") == uid for r in o["metadata"].get("ownerReferences") or [])]
 
 
-async def observe(pods: list[Obj], claims: list[Obj]) -> ClusterView:
+async def observe(pods: list[Obj], claims: list[Obj], tls: ClientTls | None = None) -> ClusterView:
     """Membership from the first member that answers, then Status from every member with an address, at once."""
     live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
     view = ClusterView(
@@ -119,13 +133,16 @@ async def observe(pods: list[Obj], claims: list[Obj]) -> ClusterView:
         claims=claims,
         terminating={p["metadata"]["name"] for p in pods if p["metadata"].get("deletionTimestamp")},
         membership=None,
+        tls=tls,
     )
+    secure = tls is not None
     for pod in live:
-        view.states[pod["metadata"]["name"]] = MemberState(pod["metadata"]["name"], pod=pod)
+        view.states[pod["metadata"]["name"]] = MemberState(pod["metadata"]["name"], pod=pod, secure=secure)
     for claim in claims:
-        view.states.setdefault(claim["metadata"]["name"], MemberState(claim["metadata"]["name"])).claim = claim
+        name = claim["metadata"]["name"]
+        view.states.setdefault(name, MemberState(name, secure=secure)).claim = claim
     probes = {name: s.client_url for name, s in view.states.items() if s.client_url}
-    results = await asyncio.gather(*(endpoint_status(url) for url in probes.values()))
+    results = await asyncio.gather(*(endpoint_status(url, tls) for url in probes.values()))
     for name, result in zip(probes, results, strict=True):
         view.states[name].status = result
     # Membership from the leader first, then members that see a leader: a member cut off from the cluster (or
@@ -134,11 +151,11 @@ async def observe(pods: list[Obj], claims: list[Obj]) -> ClusterView:
         (s for s in view.states.values() if s.client_url),
         key=lambda s: (not (s.status and s.status.leader == s.status.member_id), not (s.status and s.status.leader)),
     )
-    view.membership = await member_list([s.client_url for s in ordered if s.client_url])
+    view.membership = await member_list([s.client_url for s in ordered if s.client_url], tls)
     for member in view.membership or []:
         name = member.name or member_name_from_url(member)
         if name:
-            view.states.setdefault(name, MemberState(name)).member = member
+            view.states.setdefault(name, MemberState(name, secure=secure)).member = member
         else:
             view.unnamed.append(member)
     return view
@@ -153,16 +170,16 @@ def member_name_from_url(member: Member) -> str:
     return ""
 
 
-async def member_list(urls: list[str]) -> list[Member] | None:
+async def member_list(urls: list[str], tls: ClientTls | None = None) -> list[Member] | None:
     for url in urls:
         with contextlib.suppress(EtcdError, OSError, TimeoutError):
-            async with EtcdClient(url, timeout=PROBE_TIMEOUT_S) as client:
+            async with EtcdClient(url, timeout=PROBE_TIMEOUT_S, tls=tls) as client:
                 return await client.member_list()
     return None
 
 
-async def endpoint_status(url: str) -> EndpointStatus | None:
+async def endpoint_status(url: str, tls: ClientTls | None = None) -> EndpointStatus | None:
     with contextlib.suppress(EtcdError, OSError, TimeoutError):
-        async with EtcdClient(url, timeout=PROBE_TIMEOUT_S) as client:
+        async with EtcdClient(url, timeout=PROBE_TIMEOUT_S, tls=tls) as client:
             return await client.status()
     return None

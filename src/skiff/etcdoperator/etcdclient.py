@@ -6,7 +6,10 @@ address a *particular* member (Status and MoveLeader answer for the member they
 are sent to) and to see every error, so that its reconcile loop decides what to
 retry.  Hence:
 
-* one member endpoint and one gRPC channel per client, plaintext only;
+* one member endpoint and one gRPC channel per client: plaintext, or TLS
+  with a :class:`ClientTls` (the CA to verify the member with, the client
+  certificate to present, and the name to verify it under: the operator
+  dials pod IPs, which no certificate names);
 * every RPC has a deadline (``timeout`` seconds; :meth:`EtcdClient.snapshot` has
   ``snapshot_timeout``, for the whole transfer) and no retries happen here;
 * every gRPC failure becomes :class:`EtcdError` carrying etcd's status code and
@@ -144,10 +147,31 @@ class EndpointStatus:
         return self.leader != 0 and self.leader == self.member_id
 
 
-def _target(endpoint: str) -> str:
-    if endpoint.startswith("https://"):
-        raise ValueError(f"etcd endpoint {endpoint!r}: TLS is not supported yet")
-    return endpoint.removeprefix("http://").rstrip("/")
+@dataclass(frozen=True)
+class ClientTls:
+    """PEM bytes of the CA members' certificates chain to, and of the client certificate and key presented.
+
+    ``server_name``: the name members' certificates are checked against instead of the dialed host (None: the host).
+    """
+
+    ca: bytes
+    cert: bytes
+    key: bytes
+    server_name: str | None = None
+
+    def credentials(self) -> grpc.ChannelCredentials:
+        return grpc.ssl_channel_credentials(
+            root_certificates=self.ca, private_key=self.key, certificate_chain=self.cert
+        )
+
+
+def _target(endpoint: str, tls: ClientTls | None) -> str:
+    """``host:port`` of ``endpoint``; its scheme, when it has one, must agree with ``tls``."""
+    if endpoint.startswith("https://") and tls is None:
+        raise ValueError(f"etcd endpoint {endpoint!r}: https needs client TLS settings")
+    if endpoint.startswith("http://") and tls is not None:
+        raise ValueError(f"etcd endpoint {endpoint!r}: plaintext URL given with TLS settings")
+    return endpoint.removeprefix("https://").removeprefix("http://").rstrip("/")
 
 
 def _member(pb: Any) -> Member:
@@ -205,22 +229,34 @@ def _discard(file: BinaryIO, part: Path) -> None:
 
 
 class EtcdClient:
-    """A client of the etcd member at ``endpoint`` ("http://10.0.0.5:2379" or "10.0.0.5:2379")."""
+    """A client of the etcd member at ``endpoint`` ("http://10.0.0.5:2379", "10.0.0.5:2379", or https with ``tls``)."""
 
-    def __init__(self, endpoint: str, *, timeout: float = 5.0, snapshot_timeout: float = SNAPSHOT_TIMEOUT) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        timeout: float = 5.0,
+        snapshot_timeout: float = SNAPSHOT_TIMEOUT,
+        tls: ClientTls | None = None,
+    ) -> None:
         self.endpoint = endpoint
         self.timeout = timeout
         self.snapshot_timeout = snapshot_timeout
-        self._target = _target(endpoint)
+        self.tls = tls
+        self._target = _target(endpoint, tls)
         self._rpc = load()
         # Created on first use, inside the caller's event loop (grpc.aio binds a channel to its loop).
         self._channel: grpc.aio.Channel | None = None
 
     def _open_channel(self) -> grpc.aio.Channel:
         if self._channel is None:
-            self._channel = grpc.aio.insecure_channel(
-                self._target, options=[("grpc.max_receive_message_length", _MAX_RECEIVE_BYTES)]
-            )
+            options: list[tuple[str, Any]] = [("grpc.max_receive_message_length", _MAX_RECEIVE_BYTES)]
+            if self.tls is None:
+                self._channel = grpc.aio.insecure_channel(self._target, options=options)
+            else:
+                if self.tls.server_name:
+                    options.append(("grpc.ssl_target_name_override", self.tls.server_name))
+                self._channel = grpc.aio.secure_channel(self._target, self.tls.credentials(), options=options)
         return self._channel
 
     async def close(self) -> None:

@@ -23,6 +23,10 @@ deliberate differences:
   ``restore-datadir`` (``etcdutl``/``etcdctl snapshot restore``) init
   containers; both are no-ops once the data dir exists, so a restarted pod
   keeps what it has.
+* with ``spec.TLS.static`` (:mod:`skiff.etcdoperator.tls`) the peer and/or
+  client URLs are https, the member secrets are mounted where upstream mounts
+  them, etcd gets the TLS flags, and readiness is read from the plain
+  metrics port (the kubelet has no client certificate).
 
 Every builder returns a fresh dict; inputs (the EtcdCluster) are never mutated.
 """
@@ -36,6 +40,7 @@ import string
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
+from skiff.etcdoperator import tls as tls_mod
 from skiff.etcdoperator.resources import API_VERSION
 from skiff.etcdoperator.versions import desired_repository, image_for, normalize
 
@@ -86,15 +91,20 @@ def peer_url(cluster: Mapping[str, Any], member: str) -> str:
     if domain and not domain.startswith("."):
         domain = "." + domain
     namespace = cluster["metadata"].get("namespace") or "default"
-    return f"http://{member}.{cluster['metadata']['name']}.{namespace}.svc{domain}:{PEER_PORT}"
+    scheme = _scheme(tls_mod.static_tls(_spec(cluster)).secure_peer)
+    return f"{scheme}://{member}.{cluster['metadata']['name']}.{namespace}.svc{domain}:{PEER_PORT}"
 
 
-def listen_peer_url(ip: str) -> str:
-    return f"http://{ip}:{PEER_PORT}"
+def _scheme(secure: bool) -> str:
+    return "https" if secure else "http"
 
 
-def client_url(ip: str) -> str:
-    return f"http://{ip}:{CLIENT_PORT}"
+def listen_peer_url(ip: str, secure: bool = False) -> str:
+    return f"{_scheme(secure)}://{ip}:{PEER_PORT}"
+
+
+def client_url(ip: str, secure: bool = False) -> str:
+    return f"{_scheme(secure)}://{ip}:{CLIENT_PORT}"
 
 
 def selector(cluster_name: str) -> dict[str, str]:
@@ -154,21 +164,24 @@ def etcd_command(
     peers: Sequence[tuple[str, str]],
     token: str | None,
     self_peer_url: str,
+    tls: tls_mod.StaticTls = tls_mod.PLAINTEXT,
 ) -> list[str]:
     command = [
         "etcd",
         f"--name={member}",
         f"--data-dir={DATA_DIR}",
-        f"--listen-peer-urls={listen_peer_url(POD_IP_REF)}",
-        f"--listen-client-urls={client_url(POD_IP_REF)}",
-        f"--advertise-client-urls={client_url(POD_IP_REF)}",
+        f"--listen-peer-urls={listen_peer_url(POD_IP_REF, tls.secure_peer)}",
+        f"--listen-client-urls={client_url(POD_IP_REF, tls.secure_client)}",
+        f"--advertise-client-urls={client_url(POD_IP_REF, tls.secure_client)}",
         f"--initial-advertise-peer-urls={self_peer_url}",
         f"--initial-cluster={initial_cluster(member, peers, self_peer_url)}",
         f"--initial-cluster-state={state}",
     ]
     if state == "new" and token:
         command.append(f"--initial-cluster-token={token}")  # only a new cluster has a token (k8sutil)
-    return command
+    if tls.secure_client:
+        command.append(f"--listen-metrics-urls=http://{POD_IP_REF}:{tls_mod.METRICS_PORT}")
+    return command + tls_mod.member_flags(tls)
 
 
 def restore_script(
@@ -281,17 +294,18 @@ def member_pod(
     pod_policy = _pod_policy(cluster)
     image = image_for(desired_repository(_spec(cluster)), version)
     cluster_name = cluster["metadata"]["name"]
-
-    etcd = _etcd_container(
-        image, pod_policy, etcd_command(member, state=state, peers=peers, token=token, self_peer_url=self_peer_url)
-    )
+    tls = tls_mod.static_tls(_spec(cluster))
+    command = etcd_command(member, state=state, peers=peers, token=token, self_peer_url=self_peer_url, tls=tls)
+    tls_volumes, tls_mounts = tls_mod.member_volumes(tls)
+    etcd = _etcd_container(image, pod_policy, command, tls)
+    etcd["volumeMounts"] += tls_mounts
     spec: dict[str, Any] = {
         "hostname": member,
         "subdomain": cluster_name,
         "restartPolicy": "Always",
         "automountServiceAccountToken": False,
         "containers": [etcd],
-        "volumes": [{"name": VOLUME_NAME, "persistentVolumeClaim": {"claimName": member}}],
+        "volumes": [{"name": VOLUME_NAME, "persistentVolumeClaim": {"claimName": member}}, *tls_volumes],
     }
     init = _init_containers(
         member,
@@ -324,19 +338,26 @@ def _pod_metadata(
     return meta
 
 
-def _etcd_container(image: str, pod_policy: dict[str, Any], command: list[str]) -> dict[str, Any]:
+def _etcd_container(
+    image: str, pod_policy: dict[str, Any], command: list[str], tls: tls_mod.StaticTls
+) -> dict[str, Any]:
     env = [copy.deepcopy(POD_IP_ENV), *copy.deepcopy(list(pod_policy.get("etcdEnv") or []))]
+    ports = [
+        {"name": "client", "containerPort": CLIENT_PORT, "protocol": "TCP"},
+        {"name": "peer", "containerPort": PEER_PORT, "protocol": "TCP"},
+    ]
+    health_port = CLIENT_PORT
+    if tls.secure_client:  # the kubelet has no client certificate: /health from the plain metrics listener
+        health_port = tls_mod.METRICS_PORT
+        ports.append({"name": "metrics", "containerPort": health_port, "protocol": "TCP"})
     etcd = {
         "name": "etcd",
         "image": image,
         "command": command,
         "env": env,
-        "ports": [
-            {"name": "client", "containerPort": CLIENT_PORT, "protocol": "TCP"},
-            {"name": "peer", "containerPort": PEER_PORT, "protocol": "TCP"},
-        ],
+        "ports": ports,
         "readinessProbe": {
-            "httpGet": {"path": "/health", "port": CLIENT_PORT, "scheme": "HTTP"},
+            "httpGet": {"path": "/health", "port": health_port, "scheme": "HTTP"},
             "periodSeconds": 2,
             "timeoutSeconds": 2,
             "failureThreshold": 3,

@@ -42,7 +42,7 @@ from skiff.etcdoperator import members as mb
 from skiff.etcdoperator.backup_storage import BackupRecord, storage_for
 from skiff.etcdoperator.cluster_view import ClusterView, endpoint_status, stuck
 from skiff.etcdoperator.conditions import replace_condition
-from skiff.etcdoperator.etcdclient import EtcdClient, EtcdError
+from skiff.etcdoperator.etcdclient import EtcdError
 from skiff.etcdoperator.resources import ETCDRESTORES
 from skiff.etcdoperator.snapshots import SnapshotError, verify_snapshot
 
@@ -152,7 +152,7 @@ async def _best_source(ctx: RebuildContext) -> StagedSnapshot | None:
         dest = _staging_path(ctx, f"survivor-{survivor.name}")
         with contextlib.suppress(EtcdError, SnapshotError, OSError, TimeoutError):
             assert survivor.client_url is not None
-            async with EtcdClient(survivor.client_url, timeout=60.0) as client:
+            async with ctx.view.client(survivor.client_url, 60.0) as client:
                 await client.snapshot(dest)
             info = await verify_snapshot(dest)
             return StagedSnapshot(dest, info.revision, f"member {survivor.name}'s snapshot")
@@ -277,14 +277,14 @@ async def _continue(ctx: RebuildContext, recovery: Obj) -> None:
             await _create_seed(ctx, recovery)
         return
     ip = str((pod.get("status") or {}).get("podIP") or "")
-    status = await endpoint_status(mb.client_url(ip)) if ip else None
+    status = await endpoint_status(ctx.view.client_url(ip), ctx.view.tls) if ip else None
     if status is None or not status.leader:
         if (problem := stuck(pod)) is not None:
             message = f"seed {seed} cannot start: {problem[0]}: {problem[1]}".strip()
             set_condition(ctx.status, new_condition(RECOVERING, "True", "SeedNotStarting", message, now))
         return
     if not recovery.get("bumped"):
-        async with EtcdClient(mb.client_url(ip), timeout=30.0) as client:
+        async with ctx.view.client(ctx.view.client_url(ip), 30.0) as client:
             current = await client.revision()
             target = max(int(recovery.get("lastObservedRevision") or 0), int(recovery["revision"])) + BUMP_MARGIN
             bumped = await client.bump_revision(target - current) if target > current else current

@@ -96,9 +96,8 @@ def spec_problems(name: str, spec: dict[str, Any]) -> list[str]:
     Checks: the name fits a member name (≤ 52 chars); size is an integer in 1..7; version (when set)
     is semver with an optional ``v``; pod labels avoid ``app`` and ``etcd_*`` and pod annotations
     avoid ``etcd.version`` (reserved for the operator's own use); TLS keeps the original's rule that
-    ``operatorSecret`` is set if and only if ``member.serverSecret`` is — and since Skiff's members
-    speak plain HTTP on loopback for now, any static TLS policy is reported as
-    ``TLS is not supported yet`` rather than silently ignored.
+    ``operatorSecret`` is set if and only if ``member.serverSecret`` is (the operator needs a client
+    certificate exactly when members require one; see :mod:`skiff.etcdoperator.tls`).
     """
     problems: list[str] = []
     if len(name) > MAX_NAME_LENGTH:
@@ -167,6 +166,4 @@ def _tls_problems(tls: Any) -> list[str]:
             "spec.TLS.static.operatorSecret: Invalid value: operatorSecret must be set if and only if "
             "member.serverSecret is set"
         )
-    if static.get("operatorSecret") or member.get("serverSecret") or member.get("peerSecret"):
-        problems.append("spec.TLS: Forbidden: TLS is not supported yet")
     return problems

@@ -1,7 +1,10 @@
 """The kubelet process: register the Node, run the HTTPS server, run the pods bound here.
 
 Start-up order: API client → runtime (loads state files) → HTTPS server (its
-port goes into the Node) → Node registration → pod CIDR (flag, else
+port goes into the Node; every request authenticated and authorized through
+the API server, ``skiff.kubelet.server_auth``; with ``rotate_server_certificates``
+a serving certificate from the cluster CA is asked for in the background and
+swapped in once issued, ``skiff.kubelet.server_certificate``) → Node registration → pod CIDR (flag, else
 ``node.spec.podCIDR`` from the controller-manager's IPAM, else a fallback
 derived from the node IP after a wait) → informers (own pods by
 ``spec.nodeName``, Services for the environment) → orphan clean-up → lease
@@ -32,6 +35,8 @@ from skiff.kubelet.image_store import images_dir_for_root
 from skiff.kubelet.images import ImageStore
 from skiff.kubelet.node import NodeAgent, NodeConfig, capacity
 from skiff.kubelet.runtime import PodRuntime
+from skiff.kubelet.server_auth import AuthConfig, KubeletAuth
+from skiff.kubelet.server_certificate import ServerCertificate
 from skiff.kubelet.static_pods import StaticPods
 
 POD_CIDR_WAIT_S = 10.0
@@ -51,6 +56,12 @@ class KubeletConfig:
     cluster_dns: str = "127.253.0.10"
     cluster_domain: str = "cluster.local"
     stop_pods_on_exit: bool = False
+    #: Who may use the HTTPS API (skiff.kubelet.server_auth): kubeadm's settings by default.
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    #: --tls-cert-file/--tls-private-key-file; None serves a self-signed certificate.
+    tls_files: tuple[Path, Path] | None = None
+    #: --rotate-server-certificates: serve a certificate from the cluster CA (a kubelet-serving CSR).
+    rotate_server_certificates: bool = False
 
 
 def fallback_pod_cidr(node_ip: str) -> str:
@@ -93,8 +104,21 @@ class Kubelet:
             config.cluster_domain,
         )
         self.runtime = PodRuntime(self.client, self.services_node)
+        self.client_ca_pem = self._client_ca_pem()
+        # Built here so that a configuration that could authenticate nobody fails before anything starts.
+        self.auth = KubeletAuth(config.auth, config.node_name, self.client, client_ca=self.client_ca_pem is not None)
         self.server: Any = None
         self._tasks: list[asyncio.Task[Any]] = []
+
+    def _client_ca_pem(self) -> str | None:
+        """--client-ca-file, else the CA trusted for the API server: kubeadm points both at the cluster CA."""
+        path = self.config.auth.client_ca_file
+        if path is None and self.client.config.ca_file:
+            path = Path(self.client.config.ca_file)
+        if path is not None:
+            return path.read_text()
+        data = self.client.config.ca_data
+        return data.decode() if data else None
 
     async def _lookup(self, kind: str, namespace: str, name: str) -> dict[str, str] | None:
         obj = await self.runtime.fetch("configmaps" if kind == "configmap" else "secrets", namespace, name)
@@ -118,9 +142,29 @@ class Kubelet:
             log.warning("skiff.kubelet.server is not available: no kubelet HTTPS API (logs/exec/port-forward)")
             return self.config.port
         cert_dir = self.config.root_dir / "pki"
-        self.server = KubeletServer(self.runtime, self.config.node_ip, self.config.port, cert_dir)
+        tls_files, rotation, due = self.config.tls_files, None, False
+        if self.config.rotate_server_certificates:
+            rotation = ServerCertificate.for_node(self.config.root_dir, self.config.node_name, self.config.node_ip)
+            tls_files, due = await rotation.initial(tls_files)
+        self.server = KubeletServer(
+            self.runtime,
+            self.config.node_ip,
+            self.config.port,
+            cert_dir,
+            self.client_ca_pem,
+            auth=self.auth,
+            tls_files=tls_files,
+        )
         await self.server.start()
+        if rotation is not None and due:
+            self._tasks.append(asyncio.create_task(self._rotate_server_certificate(rotation)))
         return int(self.server.port)
+
+    async def _rotate_server_certificate(self, rotation: ServerCertificate) -> None:
+        """Ask as this node for a serving certificate; serve it once issued (the server is up meanwhile)."""
+        files = await rotation.obtain(self.client)
+        if files is not None:
+            self.server.use_certificate(*files)
 
     async def _pod_cidr(self, agent: NodeAgent) -> str:
         if self.config.pod_cidr:

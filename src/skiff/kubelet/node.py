@@ -161,6 +161,11 @@ def node_conditions(
     return result
 
 
+def node_addresses(ip: str, name: str) -> list[dict[str, str]]:
+    """status.addresses: the node IP, and the node name as its Hostname (what the serving certificate names)."""
+    return [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": name}]
+
+
 class NodeAgent:
     def __init__(self, client: ApiClient, config: NodeConfig) -> None:
         self.client = client
@@ -176,10 +181,7 @@ class NodeAgent:
             "capacity": cap,
             "allocatable": dict(cap),
             "conditions": node_conditions(previous, not self.ready_message, self.ready_message, rfc3339()),
-            "addresses": [
-                {"type": "InternalIP", "address": self.config.ip},
-                {"type": "Hostname", "address": self.config.name},
-            ],
+            "addresses": node_addresses(self.config.ip, self.config.name),
             "daemonEndpoints": {"kubeletEndpoint": {"Port": self.config.port}},
             "nodeInfo": node_info(),
         }

@@ -20,9 +20,18 @@ version comes from ``X-Stream-Protocol-Version`` (see
 :mod:`skiff.kubelet.spdy_remote_command` / :mod:`skiff.kubelet.spdy_port_forward`.
 
 Errors before the upgrade are plain-text bodies with the status code, as the
-kubelet answers (the apiserver wraps them into a Status).  Client certificates
-are requested and, with ``client_ca``, verified; without it any client is
-served (a kubelet's ``--anonymous-auth`` on loopback-only addresses).
+kubelet answers (the apiserver wraps them into a Status).
+
+TLS only (a plain HTTP request fails the handshake), with the serving
+certificate ``tls_files`` names (``--tls-cert-file``/``--tls-private-key-file``)
+or else a self-signed one (:mod:`skiff.kubelet.serving_cert`), until
+``use_certificate`` swaps in another for new connections (a certificate from
+the cluster CA, :mod:`skiff.kubelet.server_certificate`).  With
+``client_ca_pem`` client certificates are requested and verified against it.
+With ``auth`` (:mod:`skiff.kubelet.server_auth`) every request, whatever its
+path, is authenticated and authorized before it is routed, as upstream's
+auth filter; without it (in-process tests, as upstream's server with no
+AuthInterface) every request is served.
 """
 
 from __future__ import annotations
@@ -42,6 +51,7 @@ from skiff.kubelet import spdy_remote_command, spdy_upgrade, streams
 from skiff.kubelet.log_stream import LogOptionError, parse_log_options, stream_log
 from skiff.kubelet.port_forward import parse_ports, run_port_forward
 from skiff.kubelet.remote_command import Channels, Session, StreamOptions, run_attach, run_exec
+from skiff.kubelet.server_auth import KubeletAuth
 from skiff.kubelet.serving_cert import ensure_serving_cert
 from skiff.kubelet.spdy_port_forward import PLAIN_PROTOCOL as SPDY_PORT_FORWARD
 from skiff.kubelet.spdy_port_forward import PROTOCOL as SPDY_TUNNEL
@@ -65,18 +75,29 @@ def _plain_error(status: int, text: str) -> web.Response:
 
 class KubeletServer:
     def __init__(
-        self, view: PodRuntimeView, host: str, port: int, cert_dir: Path, client_ca: Path | None = None
+        self,
+        view: PodRuntimeView,
+        host: str,
+        port: int,
+        cert_dir: Path,
+        client_ca_pem: str | None = None,
+        *,
+        auth: KubeletAuth | None = None,
+        tls_files: tuple[Path, Path] | None = None,
     ) -> None:
         self.view = view
         self.host = host
         self.port = port
         self.cert_dir = cert_dir
-        self.client_ca = client_ca
+        self.client_ca_pem = client_ca_pem
+        self.auth = auth
+        self.tls_files = tls_files
         self._runner: web.AppRunner | None = None
+        self._ssl: ssl.SSLContext | None = None
         self._sessions: set[asyncio.Task[Any]] = set()
 
     def build_app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(middlewares=[self._auth_filter] if self.auth is not None else [])
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/containerLogs/{ns}/{pod}/{container}", self._container_logs)
         for verb in ("GET", "POST"):
@@ -99,13 +120,26 @@ class KubeletServer:
 
         return tracked
 
+    @web.middleware
+    async def _auth_filter(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Upstream's InstallAuthFilter: 401/403/500 in plain text, or on to the route."""
+        assert self.auth is not None
+        peercert = request.transport.get_extra_info("peercert") if request.transport is not None else None
+        refusal = await self.auth.refusal(request.method, request.path, peercert, request.headers)
+        if refusal is not None:
+            return _plain_error(*refusal)
+        return await handler(request)
+
     async def start(self) -> None:
-        cert, key = await asyncio.to_thread(ensure_serving_cert, self.cert_dir, [self.host])
+        if self.tls_files is not None:
+            cert, key = self.tls_files
+        else:
+            cert, key = await asyncio.to_thread(ensure_serving_cert, self.cert_dir, [self.host])
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(str(cert), str(key))
-        if self.client_ca is not None:
-            ctx.load_verify_locations(str(self.client_ca))
-            ctx.verify_mode = ssl.CERT_OPTIONAL
+        if self.client_ca_pem is not None:
+            ctx.load_verify_locations(cadata=self.client_ca_pem)
+            ctx.verify_mode = ssl.CERT_OPTIONAL  # a client certificate is one way to authenticate, not required
         self._runner = web.AppRunner(
             self.build_app(), handler_cancellation=True, access_log=None, shutdown_timeout=SHUTDOWN_GRACE_S
         )
@@ -115,6 +149,16 @@ class KubeletServer:
         sock.bind((self.host, self.port))
         self.port = int(sock.getsockname()[1])
         await web.SockSite(self._runner, sock, ssl_context=ctx).start()
+        self._ssl = ctx
+
+    def use_certificate(self, cert: Path, key: Path) -> None:
+        """Serve ``cert`` from now on: new connections get it, open ones keep theirs (a rotated certificate).
+
+        Called on the loop, not in a thread: the context is the one the loop's handshakes use.
+        """
+        assert self._ssl is not None, "use_certificate before start"
+        self._ssl.load_cert_chain(str(cert), str(key))
+        self.tls_files = (cert, key)
 
     async def stop(self) -> None:
         """Stop serving; returns once every exec/attach/port-forward session has ended (processes reaped)."""

@@ -3,13 +3,17 @@
 Like a kubelet started without ``--tls-cert-file``: on first start it writes
 ``kubelet.crt`` / ``kubelet.key`` into its cert dir (ECDSA P-256, CN
 ``<host>@<unix time>`` as upstream's self-signed kubelet certs) and reuses them
-while they are valid for the requested addresses.  The apiserver does not
-verify kubelet serving certs yet (``--kubelet-certificate-authority`` unset
-upstream behaves the same way), so self-signed is enough.
+while they are valid for the requested addresses.  An API server without
+``--kubelet-certificate-authority`` (upstream's default) dials kubelets
+without verifying, so self-signed is enough there; one with it (``skiff up``)
+needs a certificate from the cluster CA, given with ``--tls-cert-file`` (``skiff
+up`` issues one for its own kubelet), or asked for with a ``kubelet-serving``
+CSR (``--rotate-server-certificates``, on for a kubelet joining with a
+bootstrap token: skiff.kubelet.server_certificate); such a kubelet serves
+this one until that certificate is issued.
 
 The apiserver's PKI module is not imported: the kubelet sits beside the
-apiserver in the layering, not above it.  (Moving the shared issuing code to a
-low layer would let the cluster CA sign kubelet certs.)
+apiserver in the layering, not above it.
 
 Blocking (file I/O, key generation): call through ``asyncio.to_thread``.
 """

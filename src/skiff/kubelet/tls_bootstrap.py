@@ -26,6 +26,14 @@ started with ``--server`` and ``--token``:
 * ``ROOT/kubelet.kubeconfig`` (0600) names the server, the CA and the
   certificate file as client certificate and key: the token is not in it.
 
+The same pieces, given ``SERVING`` instead of ``CLIENT`` (a ``Kind``: file
+names, signer, extended key usage), ask for the kubelet's serving
+certificate (``skiff.kubelet.server_certificate``): ``kubelet-server-*``
+files, signer ``kubernetes.io/kubelet-serving``, usage server auth, the
+node's addresses as SANs, and a ``csr-`` generated name as upstream's
+certificate manager gives it (only the bootstrap request has a digested
+name).
+
 Blocking work (files, key generation) goes through ``asyncio.to_thread``.
 """
 
@@ -36,6 +44,7 @@ import base64
 import hashlib
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,15 +57,13 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 from skiff.api import certificate_requests as csrs
-from skiff.api.certificates import write_atomic
+from skiff.api.certificates import subject_alt_names, write_atomic
 from skiff.client import ApiClient, ApiError, ClientConfig, is_already_exists, is_not_found
 from skiff.client.resources import CERTIFICATESIGNINGREQUESTS
 
 log = logging.getLogger(__name__)
 
 PKI_DIR = "pki"
-CURRENT_PEM = "kubelet-client-current.pem"
-TMP_KEY = "kubelet-client.key.tmp"
 KUBECONFIG = "kubelet.kubeconfig"
 #: How long to wait for the certificate (upstream's 3600 s).
 WAIT_S = 3600.0
@@ -74,16 +81,30 @@ class BootstrapError(Exception):
 
 
 @dataclass(frozen=True)
+class Kind:
+    """Which of the kubelet's certificates: its files' prefix (upstream's pairNamePrefix), signer and usage."""
+
+    pair: str
+    signer_name: str
+    usage: str
+
+
+CLIENT = Kind("kubelet-client", csrs.KUBE_APISERVER_CLIENT_KUBELET, "client auth")
+SERVING = Kind("kubelet-server", csrs.KUBELET_SERVING, "server auth")
+
+
+@dataclass(frozen=True)
 class Paths:
     root: Path
+    kind: Kind = CLIENT
 
     @property
     def current(self) -> Path:
-        return self.root / PKI_DIR / CURRENT_PEM
+        return self.root / PKI_DIR / f"{self.kind.pair}-current.pem"
 
     @property
     def tmp_key(self) -> Path:
-        return self.root / PKI_DIR / TMP_KEY
+        return self.root / PKI_DIR / f"{self.kind.pair}.key.tmp"
 
     @property
     def kubeconfig(self) -> Path:
@@ -108,9 +129,9 @@ def needs_certificate(pem: bytes | None, now: float) -> bool:
     return now >= start + (end - start) * RENEW_AT
 
 
-def usages_for(key: ClientKey) -> list[str]:
-    """Digital signature and client auth; key encipherment only with an RSA key, as upstream."""
-    usages = ["digital signature", "client auth"]
+def usages_for(key: ClientKey, kind: Kind = CLIENT) -> list[str]:
+    """Digital signature and the kind's usage; key encipherment only with an RSA key (DefaultKubelet*GetUsages)."""
+    usages = ["digital signature", kind.usage]
     if isinstance(key, rsa.RSAPrivateKey):
         usages.append("key encipherment")
     return usages
@@ -141,22 +162,21 @@ def csr_name(key: ClientKey, node_name: str, usages: list[str]) -> str:
     return "node-csr-" + base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
 
 
-def make_request(key: ClientKey, node_name: str) -> bytes:
-    """The PEM CERTIFICATE REQUEST (certutil.MakeCSR without SANs)."""
-    csr = x509.CertificateSigningRequestBuilder().subject_name(subject_for(node_name)).sign(key, hashes.SHA256())
-    return csr.public_bytes(serialization.Encoding.PEM)
+def make_request(key: ClientKey, node_name: str, hosts: Sequence[str] = ()) -> bytes:
+    """The PEM CERTIFICATE REQUEST (certutil.MakeCSR): ``hosts`` as DNS and IP SANs, none for a client."""
+    builder = x509.CertificateSigningRequestBuilder().subject_name(subject_for(node_name))
+    if hosts:
+        builder = builder.add_extension(x509.SubjectAlternativeName(subject_alt_names(hosts)), critical=False)
+    return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
 
 
-def request_body(name: str, pem: bytes, usages: list[str]) -> dict[str, Any]:
+def request_body(name: str | None, pem: bytes, usages: list[str], kind: Kind = CLIENT) -> dict[str, Any]:
+    """The CSR object: named ``name``, or ``csr-`` plus a generated suffix (client-go's RequestCertificate)."""
     return {
         "apiVersion": "certificates.k8s.io/v1",
         "kind": "CertificateSigningRequest",
-        "metadata": {"name": name},
-        "spec": {
-            "request": base64.b64encode(pem).decode(),
-            "signerName": csrs.KUBE_APISERVER_CLIENT_KUBELET,
-            "usages": usages,
-        },
+        "metadata": {"name": name} if name else {"generateName": "csr-"},
+        "spec": {"request": base64.b64encode(pem).decode(), "signerName": kind.signer_name, "usages": usages},
     }
 
 
@@ -214,7 +234,8 @@ def kubeconfig_document(server: str, ca_file: str | None, pem: Path) -> dict[str
 # -- files ----------------------------------------------------------------------------------------
 
 
-def _read(path: Path) -> bytes | None:
+def read_optional(path: Path) -> bytes | None:
+    """The file's bytes, None when it does not exist."""
     try:
         return path.read_bytes()
     except FileNotFoundError:
@@ -223,7 +244,7 @@ def _read(path: Path) -> bytes | None:
 
 def load_or_make_key(path: Path) -> ClientKey:
     """keyutil.LoadOrGenerateKeyFile: the key in ``path``, or a new ECDSA P-256 key written there (0600)."""
-    data = _read(path)
+    data = read_optional(path)
     if data:
         key = serialization.load_pem_private_key(data, password=None)
         if isinstance(key, (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey)):
@@ -261,7 +282,7 @@ async def ensure_client_certificate(
 ) -> Path:
     """The kubelet's kubeconfig (``ROOT/kubelet.kubeconfig``), requesting a certificate first if needed."""
     paths = Paths(root)
-    current = await asyncio.to_thread(_read, paths.current)
+    current = await asyncio.to_thread(read_optional, paths.current)
     now = time.time()
     if needs_certificate(current, now):
         if is_valid(current, now):
@@ -286,19 +307,29 @@ async def _renew(paths: Paths, node_name: str, bootstrap: ClientConfig, timeout_
 
 async def _obtain(paths: Paths, node_name: str, credentials: ClientConfig, timeout_s: float) -> None:
     """Request a certificate with ``credentials`` and store it (TimeoutError after ``timeout_s``)."""
-    key = await asyncio.to_thread(load_or_make_key, paths.tmp_key)
     async with ApiClient(credentials, user_agent="skiff-kubelet-bootstrap") as client:
-        cert = await asyncio.wait_for(request_certificate(client, key, node_name), timeout_s)
+        await obtain_certificate(client, paths, node_name, timeout_s)
+
+
+async def obtain_certificate(
+    client: ApiClient, paths: Paths, node_name: str, timeout_s: float, hosts: Sequence[str] = ()
+) -> None:
+    """Request a certificate of ``paths.kind`` through ``client`` and store it (TimeoutError after ``timeout_s``)."""
+    key = await asyncio.to_thread(load_or_make_key, paths.tmp_key)
+    cert = await asyncio.wait_for(request_certificate(client, key, node_name, paths.kind, hosts), timeout_s)
     await asyncio.to_thread(store_certificate, paths, cert, key)
-    log.info("kubelet: client certificate for system:node:%s written to %s", node_name, paths.current)
+    log.info("kubelet: %s certificate for system:node:%s written to %s", paths.kind.usage, node_name, paths.current)
 
 
-async def request_certificate(client: ApiClient, key: ClientKey, node_name: str) -> bytes:
+async def request_certificate(
+    client: ApiClient, key: ClientKey, node_name: str, kind: Kind = CLIENT, hosts: Sequence[str] = ()
+) -> bytes:
     """RequestCertificate + WaitForCertificate: create (or find) our CSR, then wait for its certificate."""
-    usages = usages_for(key)
-    name = csr_name(key, node_name, usages)
-    body = request_body(name, await asyncio.to_thread(make_request, key, node_name), usages)
+    usages = usages_for(key, kind)
+    name = csr_name(key, node_name, usages) if kind == CLIENT else None
+    body = request_body(name, await asyncio.to_thread(make_request, key, node_name, hosts), usages, kind)
     stored = await _create_or_find(client, body, key, node_name, usages)
+    name = str(stored["metadata"]["name"])
     log.info("kubelet: waiting for certificate signing request %s to be approved and issued", name)
     return await _wait_for_certificate(client, name, str(stored["metadata"].get("uid", "")), stored)
 
@@ -306,12 +337,12 @@ async def request_certificate(client: ApiClient, key: ClientKey, node_name: str)
 async def _create_or_find(
     client: ApiClient, body: dict[str, Any], key: ClientKey, node_name: str, usages: list[str]
 ) -> dict[str, Any]:
-    name = body["metadata"]["name"]
+    name = body["metadata"].get("name")
     while True:
         try:
             return await client.create(CERTIFICATESIGNINGREQUESTS, body)
         except ApiError as err:
-            if not is_already_exists(err):
+            if not (is_already_exists(err) and name):  # a generated name is never found again
                 raise
         except (aiohttp.ClientError, OSError) as err:  # the API server is not up yet: upstream waits too
             log.info("kubelet: cannot reach the API server (%s); retrying", err)

@@ -2,7 +2,13 @@
 
 Component flags are spelled once, here; each is the flag of that component's
 own ``skiff <component>`` command, so what ``skiff up`` runs is exactly what a
-user could run by hand to add a node or a second scheduler.
+user could run by hand to add a node or a second scheduler.  Each runs with
+its own identity (``DATA_DIR/<component>.kubeconfig``, skiff.localcluster.identities)
+and the controller-manager's controllers as their ServiceAccounts
+(``--use-service-account-credentials``, on as kubeadm sets it).  The kubelet
+registers its Node without the control-plane labels, which NodeRestriction
+would refuse it: ``skiff up`` adds them as the admin (``mark_control_plane``,
+kubeadm's mark-control-plane phase).
 """
 
 from __future__ import annotations
@@ -11,9 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from skiff.localcluster.addresses import ClusterAddresses
+from skiff.localcluster.identities import kubeconfig_path
 from skiff.localcluster.supervisor import Component, Supervisor
 
-CONTROL_PLANE_LABELS = "node-role.kubernetes.io/control-plane=,node-role.kubernetes.io/master=true"
+CONTROL_PLANE_LABELS = {"node-role.kubernetes.io/control-plane": "", "node-role.kubernetes.io/master": "true"}
 #: Stop order: traffic first, then the node (which stops its pods), then the control loops.
 STOP_ORDER = ("proxy", "etcd-operator", "kubelet", "scheduler", "controller-manager")
 
@@ -21,7 +28,6 @@ STOP_ORDER = ("proxy", "etcd-operator", "kubelet", "scheduler", "controller-mana
 @dataclass(frozen=True)
 class LocalCluster:
     data_dir: Path
-    kubeconfig: Path
     node_name: str
     addresses: ClusterAddresses
     with_kubelet: bool = True
@@ -29,8 +35,15 @@ class LocalCluster:
     with_etcd_operator: bool = True
 
 
+def kubelet_serving_prefix(data_dir: Path) -> Path:
+    """Where ``skiff up`` keeps its kubelet's serving certificate (``.crt``/``.key``, from the cluster CA)."""
+    return data_dir / "pki" / "kubelet-serving"
+
+
 def components(cluster: LocalCluster) -> list[Component]:
-    kc = str(cluster.kubeconfig)
+    def kc(component: str) -> str:
+        return str(kubeconfig_path(cluster.data_dir, component))
+
     a = cluster.addresses
     out = [
         Component(
@@ -38,7 +51,8 @@ def components(cluster: LocalCluster) -> list[Component]:
             Supervisor.skiff_argv(
                 "controller-manager",
                 "--kubeconfig",
-                kc,
+                kc("controller-manager"),
+                "--use-service-account-credentials",
                 "--cluster-cidr",
                 a.cluster_cidr,
                 "--root-ca-file",
@@ -52,7 +66,7 @@ def components(cluster: LocalCluster) -> list[Component]:
                 str(cluster.data_dir / "volumes"),
             ),
         ),
-        Component("scheduler", Supervisor.skiff_argv("scheduler", "--kubeconfig", kc)),
+        Component("scheduler", Supervisor.skiff_argv("scheduler", "--kubeconfig", kc("scheduler"))),
     ]
     if cluster.with_kubelet:
         out.append(
@@ -61,18 +75,23 @@ def components(cluster: LocalCluster) -> list[Component]:
                 Supervisor.skiff_argv(
                     "kubelet",
                     "--kubeconfig",
-                    kc,
+                    kc("kubelet"),
                     "--node-name",
                     cluster.node_name,
                     "--node-ip",
                     a.node_ip,
-                    "--labels",
-                    CONTROL_PLANE_LABELS,
                     "--root-dir",
                     str(cluster.data_dir / "kubelet"),
                     "--cluster-dns",
                     a.cluster_dns,
                     "--stop-pods-on-exit",
+                    # Its API as kubeadm sets it up: clients of the cluster CA, a serving cert from it.
+                    "--client-ca-file",
+                    str(cluster.data_dir / "pki" / "ca.crt"),
+                    "--tls-cert-file",
+                    str(kubelet_serving_prefix(cluster.data_dir).with_suffix(".crt")),
+                    "--tls-private-key-file",
+                    str(kubelet_serving_prefix(cluster.data_dir).with_suffix(".key")),
                 ),
                 grace_s=60.0,
             )
@@ -84,7 +103,7 @@ def components(cluster: LocalCluster) -> list[Component]:
                 Supervisor.skiff_argv(
                     "proxy",
                     "--kubeconfig",
-                    kc,
+                    kc("proxy"),
                     "--node-name",
                     cluster.node_name,
                     # No --node-ip: the proxy then serves NodePorts on every node of this machine.
@@ -105,7 +124,7 @@ def components(cluster: LocalCluster) -> list[Component]:
                 Supervisor.skiff_argv(
                     "etcd-operator",
                     "--kubeconfig",
-                    kc,
+                    kc("etcd-operator"),
                     "--state-dir",
                     str(state),
                     "--backup-dir",

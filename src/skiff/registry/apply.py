@@ -104,6 +104,9 @@ def apply_configuration(info: ResourceInfo, live: Obj | None, config: Obj, who: 
 def check_configuration(info: ResourceInfo, config: Obj, who: WriteManager) -> None:
     """What the field manager refuses before merging (structuredmerge.go Apply)."""
     meta = config.get("metadata")
+    if "metadata" in config and not isinstance(meta, dict):
+        # Merging would replace the live metadata with it; structured-merge-diff's typed conversion refuses it.
+        raise bad_request(f"failed to create typed patch object: .metadata: expected map, got {meta!r}")
     if isinstance(meta, dict) and meta.get("managedFields") is not None:
         raise bad_request("metadata.managedFields must be nil")
     if who.subresource == "scale":

@@ -13,7 +13,8 @@ writes only when the request certainly never left this client (the connection
 could not be made), because after a write was sent its outcome is unknown and
 a second attempt could apply it twice (etcd clientv3 does the same).  Such a
 write raises ``Unavailable``.  TLS: pass ``ca_file`` (and ``cert_file`` and
-``key_file`` for client-cert auth).  Watches: :mod:`skiff.store.etcd_watch`.
+``key_file`` for client-cert auth), or ``tls=True`` to verify against the
+system's roots.  Watches: :mod:`skiff.store.etcd_watch`.
 
 Validation: requests are checked here, before sending, with the embedded
 backend's stricter rules (a negative revision or a range whose end sorts
@@ -49,6 +50,7 @@ from skiff.store.etcd_endpoints import EtcdEndpoints
 from skiff.store.etcd_errors import is_compacted, translate
 from skiff.store.etcd_watch import EtcdWatcher
 from skiff.store.request_checks import check_not_inverted, check_watch
+from skiff.store.tls import channel_credentials
 from skiff.store.types import (
     DEFAULT_QUOTA_BYTES,
     Compare,
@@ -87,11 +89,15 @@ class EtcdStore(ConditionalWrites):
         ca_file: str | Path | None = None,
         cert_file: str | Path | None = None,
         key_file: str | Path | None = None,
+        tls: bool = False,
         timeout: float = 5.0,  # noqa: ASYNC109 - the agreed name; it is the deadline of each call, not of connect
         quota_bytes: int = DEFAULT_QUOTA_BYTES,
     ) -> EtcdStore:
-        """Connect to the first member that answers; raises Unavailable if none does."""
-        credentials = await asyncio.to_thread(_credentials, ca_file, cert_file, key_file)
+        """Connect to the first member that answers; raises Unavailable if none does.
+
+        TLS when ``tls`` or any of the files is given (``ca_file`` None: the system's roots).
+        """
+        credentials = await asyncio.to_thread(_credentials, tls, ca_file, cert_file, key_file)
         store = cls(EtcdEndpoints(endpoints, credentials, call_timeout=timeout), quota_bytes=quota_bytes)
         try:
             await store._unary("Maintenance", "Status", store._rpc.StatusRequest(), read=True)
@@ -262,17 +268,11 @@ class EtcdStore(ConditionalWrites):
 
 
 def _credentials(
-    ca_file: str | Path | None, cert_file: str | Path | None, key_file: str | Path | None
+    tls: bool, ca_file: str | Path | None, cert_file: str | Path | None, key_file: str | Path | None
 ) -> grpc.ChannelCredentials | None:
-    if ca_file is None and cert_file is None and key_file is None:
+    if not tls and ca_file is None and cert_file is None and key_file is None:
         return None
-    if (cert_file is None) != (key_file is None):
-        raise ValueError("cert_file and key_file go together")
-    return grpc.ssl_channel_credentials(
-        root_certificates=Path(ca_file).read_bytes() if ca_file else None,
-        private_key=Path(key_file).read_bytes() if key_file else None,
-        certificate_chain=Path(cert_file).read_bytes() if cert_file else None,
-    )
+    return channel_credentials(ca_file, cert_file, key_file)
 
 
 # -- validation: Skiff's own stricter rules (skiff.store.request_checks), before sending ------

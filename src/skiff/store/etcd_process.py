@@ -12,6 +12,11 @@ linearizable Range succeeds over gRPC, which needs an elected leader and an
 applied log, i.e. what a client needs.  It is stopped by PID only: SIGTERM,
 wait, then SIGKILL.  A member that exits or misses the readiness deadline
 raises :class:`EtcdStartError` carrying the tail of its log.
+
+With ``tls`` (:class:`skiff.store.tls.TlsFiles`) the client port serves TLS
+with ``--client-cert-auth``.  The readiness probe presents the member's own
+cert as a client cert, as etcd's own gateway does, so that cert needs both
+serverAuth and clientAuth usages.
 """
 
 from __future__ import annotations
@@ -23,7 +28,6 @@ import signal
 import socket
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
@@ -33,6 +37,7 @@ import grpc.aio
 
 from skiff.etcd_binaries import EtcdBinary
 from skiff.etcd_protos import load
+from skiff.store.tls import TlsFiles, channel_credentials
 
 #: How long a member may take to become ready (elections take ~1 s; slow CI disks more).
 READY_TIMEOUT = 60.0
@@ -43,19 +48,6 @@ _LOG_TAIL_BYTES = 4000
 
 class EtcdStartError(RuntimeError):
     """etcd exited or was not ready in time; the message ends with its log's tail."""
-
-
-@dataclass(frozen=True)
-class TlsFiles:
-    """Client-facing TLS for a member: served with ``cert_file``, clients verified against ``ca_file``.
-
-    The readiness probe presents the same cert as a client cert, as etcd's own
-    gateway does, so the cert needs both serverAuth and clientAuth usages.
-    """
-
-    ca_file: Path
-    cert_file: Path
-    key_file: Path
 
 
 def _open_log(data_dir: Path) -> BinaryIO:
@@ -216,11 +208,7 @@ class EtcdMember:
     def _probe_channel(self) -> grpc.aio.Channel:
         if self.tls is None:
             return grpc.aio.insecure_channel(self.endpoint)
-        creds = grpc.ssl_channel_credentials(
-            root_certificates=self.tls.ca_file.read_bytes(),
-            private_key=self.tls.key_file.read_bytes(),
-            certificate_chain=self.tls.cert_file.read_bytes(),
-        )
+        creds = channel_credentials(self.tls.ca_file, self.tls.cert_file, self.tls.key_file)
         return grpc.aio.secure_channel(self.endpoint, creds)
 
     async def is_leader(self) -> bool:

@@ -14,11 +14,19 @@ Store errors to etcd's status codes and messages, and answers undecodable
 payloads with an error without touching the store.  Auth is not served (the
 embedded store has no users): its rpcs answer UNIMPLEMENTED.
 
+TLS: ``start("https://HOST:PORT")`` (or a bare ``HOST:PORT``) serves TLS with
+the ``tls`` files given to the constructor and requires client certificates
+signed by their CA, as etcd with ``--client-cert-auth``; only an explicit
+``http://HOST:PORT`` serves plaintext (see :mod:`skiff.store.tls`).  The
+member's client URL (MemberList) carries the scheme served.
+
 The server does not own the store: ``stop()`` stops serving, the caller
 closes the store.
 """
 
 from __future__ import annotations
+
+import asyncio
 
 import grpc
 import grpc.aio
@@ -30,6 +38,7 @@ from skiff.store.facade_member import DEFAULT_CLUSTER_TOKEN, Member
 from skiff.store.facade_watch import WatchService
 from skiff.store.facade_wire import service_handler
 from skiff.store.protocol import Store
+from skiff.store.tls import TlsFiles, parse_listen_url, server_credentials
 from skiff.store.types import MAX_REQUEST_BYTES
 
 #: etcd's grpcOverheadBytes: the gRPC receive limit is --max-request-bytes plus this.
@@ -58,16 +67,27 @@ class FacadeServer:
         peer_url: str = "http://localhost:2380",
         *,
         cluster_token: str = DEFAULT_CLUSTER_TOKEN,
+        tls: TlsFiles | None = None,
     ) -> None:
         self.store = store
+        self.tls = tls
         self.member = Member(name, (peer_url,), cluster_token)
         self._server: grpc.aio.Server | None = None
         self.address = ""
 
-    async def start(self, address: str = "127.0.0.1:0") -> int:
-        """Bind ``address`` (host:port, port 0 picks a free one), serve, and return the bound port."""
+    async def start(self, listen: str = "127.0.0.1:0") -> int:
+        """Bind ``listen`` (a listen URL, port 0 picks a free one), serve, and return the bound port.
+
+        ValueError: a TLS URL without ``tls`` files, or ``http://`` with them (say which one is meant).
+        """
         if self._server is not None:
             raise RuntimeError("facade already started")
+        url = parse_listen_url(listen)
+        if url.tls and self.tls is None:
+            raise ValueError(f"{listen}: serving TLS needs a certificate, key and client CA (or ask for http://)")
+        if not url.tls and self.tls is not None:
+            raise ValueError(f"{listen}: plaintext listen URL given with TLS files")
+        address = url.address
         self.member.start_at(await current_revision(self.store))
         server = grpc.aio.server(options=_SERVER_OPTIONS)
         server.add_generic_rpc_handlers(
@@ -79,15 +99,23 @@ class FacadeServer:
                 service_handler("Cluster", ClusterService(self.member)),
             )
         )
-        port = int(server.add_insecure_port(address))
+        if self.tls is None:
+            port = int(server.add_insecure_port(address))
+        else:
+            port = int(server.add_secure_port(address, await asyncio.to_thread(server_credentials, self.tls)))
         if port == 0:
             raise OSError(f"cannot listen on {address}")
         host = address.rsplit(":", 1)[0]
         self.address = f"{host}:{port}"
-        self.member.client_urls = (f"http://{self.address}",)
+        self.member.client_urls = (self.url,)
         await server.start()
         self._server = server
         return port
+
+    @property
+    def url(self) -> str:
+        """The client URL served, ``https://HOST:PORT`` (``http://`` when plaintext); empty before start."""
+        return f"{'http' if self.tls is None else 'https'}://{self.address}" if self.address else ""
 
     async def stop(self, grace: float | None = 1.0) -> None:
         """Stop serving; open streams (watches, keep-alives) are cancelled after ``grace`` seconds."""

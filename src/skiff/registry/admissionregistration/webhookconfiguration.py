@@ -1,6 +1,6 @@
 """Validating and mutating webhook configurations, and ValidatingAdmissionPolicies.
 
-Stored and served (calling the webhooks is admission's job, later).
+Stored and served here; admission calls the webhooks (``registry.admission.webhooks``).
 Defaults per pkg/apis/admissionregistration/v1/defaults.go: failurePolicy
 Fail, matchPolicy Equivalent, empty namespace/object selectors,
 timeoutSeconds 10, rule scope "*", service port 443, and for mutating

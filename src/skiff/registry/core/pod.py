@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from skiff.api import field_errors as fe
-from skiff.api.quantity import Quantity, QuantityError, parse_quantity
+from skiff.api.pod_qos import qos_class
 from skiff.api.status import Cause
 from skiff.registry.core.pod_spec import default_pod_spec, validate_pod_spec
 from skiff.registry.deletion import pod_grace_period
@@ -37,8 +37,6 @@ POD_UPDATE_FORBIDDEN = (
     "`spec.tolerations` (only additions to existing tolerations),"
     "`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)"
 )
-#: The two compute resources the QoS class looks at (qos.supportedQoSComputeResources).
-QOS_RESOURCES = ("cpu", "memory")
 TERMINAL_PHASES = ("Succeeded", "Failed")
 
 
@@ -127,49 +125,6 @@ def pod_ip(status: Obj) -> str:
     if ips and isinstance(ips[0], dict) and ips[0].get("ip"):
         return str(ips[0]["ip"])
     return str(status.get("podIP") or "")
-
-
-def qos_class(spec: Obj) -> str:
-    """GetPodQOS: BestEffort / Guaranteed / Burstable from cpu and memory requests and limits.
-
-    A request missing where a limit is set counts as the limit, as defaulting
-    makes it, so the answer does not depend on whether defaults ran first.
-    Unparsable quantities are ignored here (validation reports them).
-    """
-    requests: dict[str, Quantity] = {}
-    limits: dict[str, Quantity] = {}
-    guaranteed = True
-    for key in ("initContainers", "containers"):
-        for container in spec.get(key) or []:
-            resources = (container.get("resources") or {}) if isinstance(container, dict) else {}
-            c_limits = _nonzero(resources.get("limits"))
-            c_requests = {**c_limits, **_nonzero(resources.get("requests"))}
-            for name, amount in c_requests.items():
-                requests[name] = requests[name] + amount if name in requests else amount
-            for name, amount in c_limits.items():
-                limits[name] = limits[name] + amount if name in limits else amount
-            if set(c_limits) != set(QOS_RESOURCES):
-                guaranteed = False
-    if not requests and not limits:
-        return "BestEffort"
-    if guaranteed and requests == limits:
-        return "Guaranteed"
-    return "Burstable"
-
-
-def _nonzero(amounts: Any) -> dict[str, Quantity]:
-    """The positive cpu/memory quantities of a requests or limits map."""
-    out: dict[str, Quantity] = {}
-    for name, text in (amounts or {}).items() if isinstance(amounts, dict) else ():
-        if name not in QOS_RESOURCES:
-            continue
-        try:
-            amount = parse_quantity(text)
-        except QuantityError:
-            continue
-        if not amount.is_zero:
-            out[name] = amount
-    return out
 
 
 def validate_pod_spec_update(new: Obj, old: Obj) -> list[Cause]:

@@ -6,12 +6,18 @@ control-plane process) run through all phases, so the report covers the
 whole run as an SLO covers a cluster-day.  Progress goes to stdout every few
 seconds; a phase that does not finish within the configured timeout fails
 the run (after the report of what was measured so far is written).
+
+SIGINT or SIGTERM ends the current phase the same way: the run is marked
+failed ("interrupted"), the report of what was measured so far is written and
+the cluster is stopped — a long run stopped by hand leaves its figures and no
+processes behind.  Further signals while that happens are ignored.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -32,6 +38,58 @@ CLIENT_CONNECTIONS = 128
 
 class PhaseTimeout(RuntimeError):
     pass
+
+
+class Interrupted(RuntimeError):
+    pass
+
+
+class StopSignals:
+    """SIGINT/SIGTERM set ``stopped`` (once) instead of killing the harness mid-report."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, say: Callable[[str], None]) -> None:
+        self.say = say
+        self.stopped = asyncio.Event()
+        self.name = ""
+
+    def __enter__(self) -> StopSignals:
+        loop = asyncio.get_running_loop()
+        for sig in self.SIGNALS:
+            loop.add_signal_handler(sig, self._on_signal, sig)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in self.SIGNALS:
+            loop.remove_signal_handler(sig)
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        if self.stopped.is_set():
+            self.say(f"density: {sig.name} again: already stopping (writing the report, then stopping the cluster)")
+            return
+        self.name = sig.name
+        self.say(f"density: {sig.name}: ending the run; the report of what was measured so far follows")
+        self.stopped.set()
+
+    async def unless_stopped(self, work: Awaitable[Any]) -> Any:
+        """``work``'s result, or Interrupted (with ``work`` cancelled) once a signal came."""
+        task = asyncio.ensure_future(work)
+        waiter = asyncio.create_task(self.stopped.wait())
+        try:
+            await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:  # the phase's timeout: the work goes with it
+            task.cancel()
+            raise
+        finally:
+            waiter.cancel()
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            raise Interrupted(f"interrupted by {self.name}")
+        return task.result()
 
 
 class Progress:
@@ -65,12 +123,15 @@ async def run_density(config: DensityConfig, say: Callable[[str], None] = print)
     """Run every phase and write the report; returns the report (also when a phase timed out: then it raises)."""
     config.out.mkdir(parents=True, exist_ok=True)
     say(f"density: {config.nodes} nodes x {config.pods_per_node} pods = {config.total_pods} pods, {config.store} store")
-    async with running_cluster(config) as cluster:
-        say(f"density: control plane up (logs in {config.out / 'logs'})")
-        return await _measure(cluster, config, say)
+    with StopSignals(say) as stop:
+        async with running_cluster(config) as cluster:
+            say(f"density: control plane up (logs in {config.out / 'logs'})")
+            return await _measure(cluster, config, say, stop)
 
 
-async def _measure(cluster: Cluster, config: DensityConfig, say: Callable[[str], None]) -> dict[str, Any]:
+async def _measure(
+    cluster: Cluster, config: DensityConfig, say: Callable[[str], None], stop: StopSignals
+) -> dict[str, Any]:
     phases: dict[str, float] = {}
     phase_starts: dict[str, float] = {}
     churn_counts: dict[str, int] = {}
@@ -98,7 +159,7 @@ async def _measure(cluster: Cluster, config: DensityConfig, say: Callable[[str],
             started = phase_starts[name] = time.monotonic()
             try:
                 async with asyncio.timeout(config.timeout_s):
-                    return await work
+                    return await stop.unless_stopped(work)
             except TimeoutError as err:
                 raise PhaseTimeout(f"phase {name!r} did not finish within {config.timeout_s:.0f}s") from err
             finally:
@@ -110,7 +171,7 @@ async def _measure(cluster: Cluster, config: DensityConfig, say: Callable[[str],
             await phase("nodes_ready", _start_nodes(cluster, client))
             sim_sampler = ProcessSampler(cluster.sim_pids)
             await sim_sampler.start()
-            await ensure_namespaces(client, namespaces)
+            await stop.unless_stopped(ensure_namespaces(client, namespaces))
             await phase("create", create_deployments(client, plans, config.create_qps, lambda plan: None))
             await phase("running", _until(lambda: tracker.count_running() >= config.total_pods))
             phases["pods_running"] = round(phases["create"] + phases["running"], 3)

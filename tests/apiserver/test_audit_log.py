@@ -108,11 +108,12 @@ def test_audit_id_header_names_the_event_and_user_is_the_token_user(audited: tup
 def test_unauthenticated_and_non_resource_requests(audited: tuple[RunningApiServer, Path]) -> None:
     server, log_path = audited
     status, headers, _ = server.request("GET", "/api", client_cert=False)
-    assert status == 401
+    assert status == 403
     [event] = events(log_path, auditID=headers["Audit-Id"])
     assert event["user"] == {"username": "system:anonymous", "groups": ["system:unauthenticated"]}
     assert event["verb"] == "get" and "objectRef" not in event
-    assert event["responseStatus"]["code"] == 401
+    assert event["responseStatus"]["code"] == 403
+    assert event["annotations"]["authorization.k8s.io/decision"] == "forbid"
 
 
 def test_health_checks_are_not_logged(audited: tuple[RunningApiServer, Path]) -> None:

@@ -19,14 +19,19 @@ def configmap(name: str, **data: str) -> bytes:
     return json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": data}).encode()
 
 
-def test_no_credentials_is_401_except_public_info(apiserver: RunningApiServer) -> None:
+def test_no_credentials_is_forbidden_except_public_info(apiserver: RunningApiServer) -> None:
+    # As kube-apiserver with RBAC: anonymous is a user, and RBAC grants it only the public-info paths.
     status, headers, body = apiserver.request("GET", "/api", client_cert=False)
-    assert status == 401
+    assert status == 403
     assert headers["Content-Type"] == "application/json"
     assert body == (
-        b'{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"Unauthorized",'
-        b'"reason":"Unauthorized","code":401}\n'
+        b'{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",'
+        b'"message":"forbidden: User \\"system:anonymous\\" cannot get path \\"/api\\"",'
+        b'"reason":"Forbidden","details":{},"code":403}\n'
     )
+    status, _, body = apiserver.request("GET", "/api/v1/namespaces/default/pods", client_cert=False)
+    assert status == 403
+    assert b'User \\"system:anonymous\\" cannot list resource \\"pods\\"' in body
     for path in ("/version", "/healthz", "/livez", "/readyz"):
         assert apiserver.request("GET", path, client_cert=False)[0] == 200, path
 

@@ -229,10 +229,11 @@ def test_oidc_discovery_documents_verify_issued_tokens(apiserver: RunningApiServ
     forged = jwt.encode({**claims, "sub": "system:serviceaccount:kube-system:admin"}, _other_key(), algorithm="ES256")
     with pytest.raises(jwt.InvalidSignatureError):
         jwt.decode(forged, jwt.PyJWK(jwk).key, algorithms=["ES256"], audience="vault")
-    # Not public: anonymous callers get 401, as upstream without an explicit anonymous binding.
+    # Not public: anonymous callers are refused (system:service-account-issuer-discovery is bound to
+    # system:serviceaccounts only), as upstream without an explicit anonymous binding.
     for path in ("/.well-known/openid-configuration", "/openid/v1/jwks"):
         status, _, _ = apiserver.request("GET", path, client_cert=False)
-        assert status == 401
+        assert status == 403
 
 
 def _other_key() -> Any:

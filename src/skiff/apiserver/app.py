@@ -3,8 +3,7 @@
 Request path through ``ApiApp``:
 
 1. the middleware counts the request (metrics), authenticates it (client
-   cert, bearer token, or anonymous — anonymous only on the public-info
-   paths), switches to the impersonated user when ``Impersonate-*`` headers
+   cert, bearer token, or anonymous; bad credentials are 401), switches to the impersonated user when ``Impersonate-*`` headers
    ask to (``apiserver.impersonation``, itself checked with the authorizer),
    authorizes it through the ``Authorizer`` seam, and turns every
    ``ApiError`` into its Status response (exact bytes, ``application/json``);
@@ -222,8 +221,6 @@ class ApiApp:
         if record is not None:
             self._audit_received(request, record, user)
         public = is_public_path(request.path)
-        if user.anonymous and not public:
-            raise unauthorized()
         # Upstream's filter order: authentication, audit, impersonation, authorization.
         impersonated = impersonation.impersonate(user, request.headers, self.authorizer)
         if impersonated is not None:

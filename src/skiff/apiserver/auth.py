@@ -13,10 +13,13 @@ Authentication, as kube-apiserver's union authenticator:
    (``--token-auth-file``: CSV ``token,user,uid,"group1,group2"``), then
    asked of each further ``TokenAuthenticator`` (bootstrap tokens,
    ``apiserver.bootstrap_tokens``), which read the API and so are async;
-3. otherwise anonymous (``system:anonymous`` in ``system:unauthenticated``),
-   which is allowed only on the public-info paths that upstream's
-   ``system:public-info-viewer`` role grants: /version, /healthz, /livez,
-   /readyz (and their sub-checks).  Anything else is 401.
+3. otherwise anonymous (``system:anonymous`` in ``system:unauthenticated``,
+   kube-apiserver's default --anonymous-auth): the public-info paths
+   upstream's ``system:public-info-viewer`` role grants — /version, /healthz,
+   /livez, /readyz and their sub-checks — are always served; anything else
+   goes to the authorizer like any request, so with RBAC it is 403 unless a
+   binding grants ``system:anonymous`` or ``system:unauthenticated`` more.
+   Offered credentials that do not authenticate are 401.
 
 Authenticated users also get ``system:authenticated``, as upstream adds.
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +38,19 @@ def audited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningA
         yield server, log_path
 
 
-def events(log_path: Path, want: int = 1, **match: Any) -> list[dict[str, Any]]:
-    """Events whose top-level fields equal ``match``, waiting (briefly) for the writer thread."""
+def events(
+    log_path: Path, want: int = 1, where: Callable[[dict[str, Any]], bool] | None = None, **match: Any
+) -> list[dict[str, Any]]:
+    """Events whose top-level fields equal ``match`` (and that ``where`` accepts), waiting (briefly) for the
+    writer thread."""
     deadline = time.monotonic() + 5
     while True:
         lines = log_path.read_text().splitlines() if log_path.exists() else []
-        found = [e for e in map(json.loads, lines) if all(e.get(k) == v for k, v in match.items())]
+        found = [
+            e
+            for e in map(json.loads, lines)
+            if all(e.get(k) == v for k, v in match.items()) and (where is None or where(e))
+        ]
         if len(found) >= want or time.monotonic() > deadline:
             return found
         time.sleep(0.05)
@@ -54,11 +61,11 @@ def test_kubectl_create_configmap_is_logged_with_both_objects(
 ) -> None:
     server, log_path = audited
     Kubectl(server, tmp_path / "cache").ok("create", "configmap", "audited-cm", "--from-literal=k=v")
-    created = [
-        e
-        for e in events(log_path, verb="create")
-        if e.get("objectRef", {}).get("resource") == "configmaps" and e["responseStatus"]["code"] == 201
-    ]
+    created = events(
+        log_path,
+        verb="create",
+        where=lambda e: e.get("objectRef", {}).get("resource") == "configmaps" and e["responseStatus"]["code"] == 201,
+    )
     assert len(created) == 1, created
     event = created[0]
     assert event["kind"] == "Event" and event["apiVersion"] == "audit.k8s.io/v1"

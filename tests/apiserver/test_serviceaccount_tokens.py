@@ -240,3 +240,19 @@ def _other_key() -> Any:
     from cryptography.hazmat.primitives.asymmetric import ec
 
     return ec.generate_private_key(ec.SECP256R1())
+
+
+def test_expired_token_rejected(apiserver: RunningApiServer, kubectl: Any) -> None:  # noqa: F811
+    """A token the API server itself signed, for an existing account, is refused once ``exp`` (plus the 60 s leeway)
+    has passed; the same claims re-signed with a live ``exp`` are accepted, so only the expiry differs."""
+    _ensure_account(apiserver, "expiring")
+    token = kubectl.ok("create", "token", "expiring").strip()
+    header, claims = jwt.get_unverified_header(token), _claims(token)
+    key = apiserver.pki.sa_key.read_bytes()
+
+    def resigned(**times: int) -> str:
+        return jwt.encode({**claims, **times}, key, algorithm=header["alg"], headers={"kid": header["kid"]})
+
+    assert _as_token(apiserver, resigned()) == 200
+    past = claims["iat"] - 7200
+    assert _as_token(apiserver, resigned(iat=past, nbf=past, exp=past + 600)) == 401

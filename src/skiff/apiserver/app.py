@@ -3,8 +3,9 @@
 Request path through ``ApiApp``:
 
 1. the middleware counts the request (metrics), authenticates it (client
-   cert, bearer token, or anonymous; bad credentials are 401), switches to the impersonated user when ``Impersonate-*`` headers
-   ask to (``apiserver.impersonation``, itself checked with the authorizer),
+   cert, bearer token, or anonymous; bad credentials are 401), switches to
+   the impersonated user when ``Impersonate-*`` headers ask to
+   (``apiserver.impersonation``, itself checked with the authorizer),
    authorizes it through the ``Authorizer`` seam, and turns every
    ``ApiError`` into its Status response (exact bytes, ``application/json``);
    any other exception is logged and answered 500 without a traceback; what

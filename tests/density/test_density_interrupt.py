@@ -24,18 +24,33 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _run_processes(out: Path) -> list[int]:
-    """PIDs whose command line names the run's directory (its components run in sessions of their own)."""
+def _children(parent: int) -> list[int]:
+    """PIDs whose parent is ``parent``: the run's components (each runs in a session of its own)."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                cmdline = (entry / "cmdline").read_bytes()
+                stat = (entry / "stat").read_text()
             except OSError:
                 continue
-            if str(out).encode() in cmdline:
+            if int(stat.rsplit(")", 1)[1].split()[1]) == parent:
                 found.append(int(entry.name))
     return found
+
+
+def _stop(process: subprocess.Popen[str], children: list[int]) -> None:
+    """The test's own cleanup when it failed early: the harness gets SIGINT (it stops its cluster), then
+    anything left is killed by PID."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    for pid in children:
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
 
 
 def test_sigint_writes_the_report_and_stops_the_cluster(tmp_path: Path) -> None:
@@ -48,6 +63,7 @@ def test_sigint_writes_the_report_and_stops_the_cluster(tmp_path: Path) -> None:
     log = tmp_path / "stdout.log"
     with log.open("w") as stdout:
         process = subprocess.Popen(argv, stdout=stdout, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    children: list[int] = []
     try:
         deadline = time.monotonic() + 300
         churning = re.compile(r"^\[\s*[0-9.]+s\] churn", re.M)
@@ -55,14 +71,12 @@ def test_sigint_writes_the_report_and_stops_the_cluster(tmp_path: Path) -> None:
             time.sleep(0.5)
         assert process.poll() is None, log.read_text()[-3000:]
         assert churning.search(log.read_text()), log.read_text()[-3000:]
-        children = [pid for pid in _run_processes(out) if pid != process.pid]
-        assert len(children) >= 3, children  # API server, controller-manager, scheduler
+        children = _children(process.pid)
+        assert len(children) >= 4, children  # API server, controller-manager, scheduler, hollow nodes
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=120) == 1
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        _stop(process, children or _children(process.pid))
     text = log.read_text()
     assert "SIGINT: ending the run" in text
     report = orjson.loads((out / "report.json").read_bytes())

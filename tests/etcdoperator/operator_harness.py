@@ -381,11 +381,19 @@ class EtcdOperatorEnv:
         os.kill(pid, signal.SIGKILL)
         return pid
 
-    def delete_members_with_data(self, *members: str) -> None:
+    def delete_members_with_data(self, *members: str, frozen_first: bool = False) -> None:
         """Delete the members' PVCs and pods in one go: their data is gone for good.
 
-        NotFound is fine: the operator may already delete a pod whose claim it saw go.
+        NotFound is fine: the operator may already delete a pod whose claim it saw go. With ``frozen_first`` the
+        members' etcd processes are SIGSTOPped before anything is deleted and SIGKILLed after: the loss is then
+        simultaneous, as when machines die, and the operator cannot still reach them to remove them one by one
+        while their pods terminate (which keeps quorum and takes the member-replacement path instead).
         """
+        frozen: list[int] = []
+        if frozen_first:
+            frozen = [self.wait(f"the etcd process of {m}", lambda m=m: member_pid(m), timeout=30) for m in members]
+            for pid in frozen:
+                os.kill(pid, signal.SIGSTOP)
         self.ok(
             "delete",
             *(f"pvc/{m}" for m in members),
@@ -393,6 +401,9 @@ class EtcdOperatorEnv:
             "--wait=false",
             "--ignore-not-found",
         )
+        for pid in frozen:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
     def events_for(self, kind: str, name: str) -> list[dict[str, Any]]:
         selector = f"involvedObject.kind={kind},involvedObject.name={name}"

@@ -9,19 +9,29 @@
 * the scheduler's rights are upstream's: ``kubectl auth can-i --as system:kube-scheduler`` says no
   to creating pods and yes to creating ``pods/binding``;
 * the kubelet may not label its Node control-plane (NodeRestriction): ``skiff up`` does;
-* no component request was refused (no 401/403 in the audit log for anyone but the test's admin).
+* no component request was refused (no 401/403 in the audit log for anyone but the test's admin);
+* every TCP port a component listens on refuses plaintext and answers nothing to the unauthenticated.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
+import ipaddress
 import json
+import os
+import re
+import socket
+import ssl
 import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from cluster_harness import RunningCluster, cluster
+from cluster_harness import RunningCluster, cluster, descendants
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 from e2e_manifests import web_deployment
@@ -162,3 +172,140 @@ def test_no_component_request_was_refused(cluster: RunningCluster) -> None:
         }
     )
     assert refused == []
+
+
+# -- every listening port of every component: no plaintext, nothing for the unauthenticated -----------------
+
+PROXY_HEALTHZ_PORT = 10256  # kube-proxy's default: plain HTTP health for load balancers, as upstream serves it
+DATA_PATHS = ("/api/v1/secrets", "/pods", "/metrics", "/v1/snapshots/guess", "/")
+
+
+@dataclass(frozen=True)
+class Listener:
+    address: str
+    port: int
+    pid: int
+    component: str
+
+
+def _component_of(pid: int) -> str | None:
+    """``proxy``, ``kubelet``… for a Skiff process (``skiff.cli.main <component>``); None for a pod's process."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return None
+    if "skiff.cli.main" not in argv:
+        return None
+    index = argv.index("skiff.cli.main") + 1
+    return argv[index] if index < len(argv) else None
+
+
+def _socket_owners(pids: set[int]) -> dict[str, int]:
+    owners: dict[str, int] = {}
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                with contextlib.suppress(OSError):
+                    found = re.fullmatch(r"socket:\[(\d+)\]", os.readlink(f"/proc/{pid}/fd/{fd}"))
+                    if found:
+                        owners[found.group(1)] = pid
+    return owners
+
+
+def _tcp_listeners(table: str, family: int) -> Iterator[tuple[str, int, str]]:
+    """(address, port, socket inode) of each LISTEN socket in /proc/net/tcp or tcp6."""
+    for line in Path(table).read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] != "0A":
+            continue
+        hex_address, hex_port = fields[1].split(":")
+        raw = bytes.fromhex(hex_address)
+        raw = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))  # each 32-bit word is host order
+        address = str(ipaddress.ip_address(socket.inet_ntop(family, raw)))
+        yield address, int(hex_port, 16), fields[9]
+
+
+def component_listeners(c: RunningCluster) -> list[Listener]:
+    """Every TCP socket listening in ``skiff up`` or one of its components (not in the pods they run)."""
+    pids = {c.proc.pid} | {pid for pid, _ in descendants(c.proc.pid)}
+    components = {pid: name for pid in pids if (name := _component_of(pid))}
+    owners = _socket_owners(set(components))
+    found = []
+    for table, family in (("/proc/net/tcp", socket.AF_INET), ("/proc/net/tcp6", socket.AF_INET6)):
+        for address, port, inode in _tcp_listeners(table, family):
+            if inode in owners:
+                mapped = ipaddress.ip_address(address)
+                if isinstance(mapped, ipaddress.IPv6Address) and mapped.ipv4_mapped:
+                    address = str(mapped.ipv4_mapped)
+                found.append(Listener(address, port, owners[inode], components[owners[inode]]))
+    return found
+
+
+def _read_all(conn: socket.socket) -> bytes:
+    data = b""
+    with contextlib.suppress(OSError):  # a reset or a TLS alert ends the answer like a close does
+        while chunk := conn.recv(65536):
+            data += chunk
+    return data
+
+
+def plaintext_answer(listener: Listener, path: str) -> bytes:
+    with socket.create_connection((listener.address, listener.port), timeout=10) as conn:
+        conn.sendall(f"GET {path} HTTP/1.1\r\nHost: probe\r\nConnection: close\r\n\r\n".encode())
+        return _read_all(conn)
+
+
+def anonymous_tls_status(listener: Listener, path: str) -> int | None:
+    """The HTTP status a TLS client with no credentials gets for ``path``; None when no HTTP answer comes."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # only what the server answers matters here, not who it is
+    try:
+        with (
+            socket.create_connection((listener.address, listener.port), timeout=10) as raw,
+            context.wrap_socket(raw) as conn,
+        ):
+            conn.sendall(f"GET {path} HTTP/1.1\r\nHost: probe\r\nConnection: close\r\n\r\n".encode())
+            answer = _read_all(conn)
+    except OSError:  # the handshake was refused (e.g. a client certificate is required)
+        return None
+    status = re.match(rb"HTTP/1\.[01] (\d{3}) ", answer)
+    return int(status.group(1)) if status else None
+
+
+def test_every_component_port_refuses_plaintext_and_the_unauthenticated(cluster: RunningCluster) -> None:
+    """Found from /proc, so a listener added later is checked too.
+
+    The exceptions, each as upstream has it: kube-proxy's health port (plain HTTP: health and two counts), Service
+    addresses (they carry what their backends speak: DNS on 53, the API server's TLS on 443), and the etcd
+    operator's ``/healthz`` and ``/metrics`` (TLS, no credentials, as etcd-operator's and etcd's own).
+    """
+    listeners = component_listeners(cluster)
+    by_component = {listener.component for listener in listeners}
+    assert {"up", "kubelet", "proxy", "etcd-operator"} <= by_component, listeners
+    service_net = ipaddress.ip_network(cluster.addresses.service_cidr)
+    checked = []
+    for listener in listeners:
+        in_services = ipaddress.ip_address(listener.address) in service_net
+        if (listener.address, listener.port) == (cluster.addresses.cluster_dns, 53):
+            continue  # the cluster DNS Service: DNS, not HTTP (plaintext DNS, as CoreDNS serves it)
+        if listener.component == "proxy" and listener.port == PROXY_HEALTHZ_PORT and not in_services:
+            assert plaintext_answer(listener, "/healthz").startswith(b"HTTP/1.1 200 ")
+            metrics = plaintext_answer(listener, "/metrics").split(b"\r\n\r\n", 1)[1].decode()
+            samples = {line.split()[0] for line in metrics.splitlines() if line and not line.startswith("#")}
+            assert samples == {"skiff_proxy_listeners", "skiff_proxy_dns_queries_total"}  # two counts, no names
+            for path in set(DATA_PATHS) - {"/metrics"}:
+                assert plaintext_answer(listener, path).startswith(b"HTTP/1.1 404 "), (listener, path)
+            checked.append(listener)
+            continue
+        for path in DATA_PATHS:
+            answer = plaintext_answer(listener, path)
+            assert not answer.startswith(b"HTTP/"), f"{listener} answers plaintext {path}: {answer[:120]!r}"
+            status = anonymous_tls_status(listener, path)
+            if listener.component == "etcd-operator" and path == "/metrics":
+                assert status == 200
+                continue
+            assert status in (None, 401, 403, 404), f"{listener}: anonymous TLS GET {path} got {status}"
+        checked.append(listener)
+    print("listeners checked:", sorted((x.component, x.address, x.port) for x in checked))
+    assert {x.component for x in checked} >= {"up", "kubelet", "etcd-operator", "proxy"}

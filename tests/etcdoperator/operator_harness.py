@@ -111,7 +111,7 @@ class OperatorProcess:
             assert self.proc.poll() is None, f"etcd-operator exited with {self.proc.returncode}\n{self.logs()}"
             assert time.monotonic() < deadline, f"etcd-operator not ready in time\n{self.logs()}"
             time.sleep(0.2)
-        served = re.findall(r"etcd-operator: serving on (http://\S+)", self._output())
+        served = re.findall(r"etcd-operator: serving on (https://\S+)", self._output())
         self.url = served[-1] if served else ""
 
     def running(self) -> bool:

@@ -291,8 +291,8 @@ def issue_client_cert(
 
 
 @dataclass(frozen=True, slots=True)
-class EtcdPki:
-    """The store's own PKI in ``DATA_DIR/pki/etcd`` (kubeadm's layout): a CA, a serving cert, a client cert."""
+class ServingPki:
+    """A CA of its own and one serving certificate from it, in ``directory``."""
 
     directory: Path
 
@@ -311,6 +311,39 @@ class EtcdPki:
     @property
     def server_key(self) -> Path:
         return self.directory / "server.key"
+
+
+def ensure_serving_pki(
+    directory: Path, ca_name: str, server_name: str, hosts: Sequence[str] = (), *, client_too: bool = False
+) -> ServingPki:
+    """Create what is missing or due: a self-signed CA and a serving cert for loopback and ``hosts``.
+
+    For a listener whose clients are handed the CA out of band (the store's API
+    servers, the etcd operator's restoring seeds) rather than trusting the
+    cluster CA, which signs whatever CSRs get approved.
+    """
+    pki = ServingPki(directory)
+    _ensure_ca(pki.ca_cert, pki.ca_key, ca_name)
+    ca_cert, ca_key = _load_ca(Pki(directory))
+    wanted_hosts = list(dict.fromkeys(["127.0.0.1", "::1", "localhost", *hosts]))
+    if _needs_issue(pki.server_cert, wanted_hosts):
+        _issue(
+            pki.server_cert,
+            pki.server_key,
+            ca_cert,
+            ca_key,
+            server_name,
+            [],
+            wanted_hosts,
+            server=True,
+            client_too=client_too,
+        )
+    return pki
+
+
+@dataclass(frozen=True, slots=True)
+class EtcdPki(ServingPki):
+    """The store's own PKI in ``DATA_DIR/pki/etcd`` (kubeadm's layout): a CA, a serving cert, a client cert."""
 
     @property
     def client_cert(self) -> Path:
@@ -333,22 +366,9 @@ def ensure_etcd_pki(data_dir: Path, hosts: Sequence[str] = ()) -> EtcdPki:
     is what API servers and etcdctl present.
     """
     pki = EtcdPki(data_dir / "pki" / "etcd")
-    _ensure_ca(pki.ca_cert, pki.ca_key, "skiff-etcd-ca")
-    ca_cert, ca_key = _load_ca(Pki(pki.directory))
-    wanted_hosts = list(dict.fromkeys(["127.0.0.1", "::1", "localhost", *hosts]))
-    if _needs_issue(pki.server_cert, wanted_hosts):
-        _issue(
-            pki.server_cert,
-            pki.server_key,
-            ca_cert,
-            ca_key,
-            "skiff-etcd-server",
-            [],
-            wanted_hosts,
-            server=True,
-            client_too=True,
-        )
+    ensure_serving_pki(pki.directory, "skiff-etcd-ca", "skiff-etcd-server", hosts, client_too=True)
     if _needs_issue(pki.client_cert, []):
+        ca_cert, ca_key = _load_ca(Pki(pki.directory))
         _issue(pki.client_cert, pki.client_key, ca_cert, ca_key, "skiff-etcd-client", [], [], server=False)
     return pki
 

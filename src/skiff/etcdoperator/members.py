@@ -63,14 +63,16 @@ _SUFFIX_ALPHABET = string.ascii_lowercase + string.digits
 POD_IP_REF = "$(POD_IP)"
 POD_IP_ENV: dict[str, Any] = {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}
 
-# Downloads argv[1] to argv[2] unless the data dir argv[3] already exists.  urlopen raises on any
-# HTTP error status, so a failed download is a non-zero exit (the init container is retried).
+# Downloads argv[1] to argv[2] unless the data dir argv[3] already exists, verifying an https server
+# against the CA PEM argv[4] when given.  urlopen raises on any HTTP error status or a certificate
+# that does not verify, so a failed download is a non-zero exit (the init container is retried).
 FETCH_SNAPSHOT_SCRIPT = """\
-import os, shutil, sys, urllib.request
+import os, shutil, ssl, sys, urllib.request
 url, dest, data_dir = sys.argv[1:4]
+context = ssl.create_default_context(cadata=sys.argv[4]) if len(sys.argv) > 4 else None
 if os.path.isdir(data_dir):
     sys.exit(0)
-with urllib.request.urlopen(url, timeout=120) as response, open(dest + ".part", "wb") as out:
+with urllib.request.urlopen(url, timeout=120, context=context) as response, open(dest + ".part", "wb") as out:
     shutil.copyfileobj(response, out)
 os.replace(dest + ".part", dest)
 """
@@ -245,6 +247,7 @@ def _init_containers(
     pod: dict[str, Any],
     *,
     snapshot_url: str | None,
+    snapshot_ca: str | None,
     token: str | None,
     self_peer_url: str,
 ) -> list[dict[str, Any]]:
@@ -253,6 +256,8 @@ def _init_containers(
         if not token:
             raise ValueError("a member restored from a snapshot needs the cluster token")
         fetch = ["python3", "-c", FETCH_SNAPSHOT_SCRIPT, snapshot_url, RESTORE_FILE, DATA_DIR]
+        if snapshot_ca:
+            fetch.append(snapshot_ca)
         out.append({"name": "fetch-snapshot", "image": SNAPSHOT_IMAGE, "command": fetch})
         out.append(
             {
@@ -277,6 +282,7 @@ def member_pod(
     peers: Sequence[tuple[str, str]],
     token: str | None = None,
     snapshot_url: str | None = None,
+    snapshot_ca: str | None = None,
     labels_override: Mapping[str, str | None] | None = None,
 ) -> dict[str, Any]:
     """The pod of ``member`` running etcd ``version``.
@@ -284,8 +290,9 @@ def member_pod(
     ``peers`` are the *other* members as (name, peer URL); this member is appended at its
     own ``peer_url``.  With ``state="existing"`` the operator has already added it (MemberAdd).
     ``snapshot_url`` (state "new" only, needs ``token``) adds ``fetch-snapshot`` and
-    ``restore-datadir``.  ``labels_override`` adds or replaces labels; a None value removes one
-    (e.g. a restored seed kept out of the client Service until it takes over).
+    ``restore-datadir``; ``snapshot_ca`` is the PEM the fetch verifies an https server with.
+    ``labels_override`` adds or replaces labels; a None value removes one (e.g. a restored seed
+    kept out of the client Service until it takes over).
     """
     if snapshot_url is not None and state != "new":
         raise ValueError("a member restored from a snapshot starts a new cluster (state 'new')")
@@ -312,6 +319,7 @@ def member_pod(
         image,
         pod_policy,
         snapshot_url=snapshot_url,
+        snapshot_ca=snapshot_ca,
         token=token,
         self_peer_url=self_peer_url,
     )

@@ -75,7 +75,7 @@ class EtcdOperator:
     async def start_server(self) -> str:
         for directory in (self.config.backup_dir, self.config.state_dir / "staging"):
             directory.mkdir(parents=True, exist_ok=True)
-        return await self.snapshots.start(self.config.listen_address, self.config.port)
+        return await self.snapshots.start(self.config.listen_address, self.config.port, self.config.state_dir / "pki")
 
     async def run(self, *, leader_elect: bool = True) -> None:
         if self.config.create_crd:

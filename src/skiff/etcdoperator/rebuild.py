@@ -256,6 +256,7 @@ async def _create_seed(ctx: RebuildContext, recovery: Obj) -> None:
         peers=(),
         token=token,
         snapshot_url=url,
+        snapshot_ca=c.snapshots.ca_pem or None,
         labels_override=labels,
     )
     await c._create_pod(ctx.cluster, pod)

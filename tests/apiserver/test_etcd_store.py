@@ -23,6 +23,7 @@ etcd:
   PriorityClasses) all succeed promptly: concurrent progress requests used to
   break the etcd watch stream (gRPC allows one pending write per call) and
   the watch caches re-listed, each create then waiting about a second;
+* Secrets written with an aescbc EncryptionConfiguration are ciphertext in etcd (real etcdctl);
 * without a client certificate the API server does not start (exit 1, a
   one-line reason), and neither with a plaintext ``etcd://`` to a TLS member.
 """
@@ -33,8 +34,10 @@ etcd:
 from __future__ import annotations
 
 import asyncio
+import base64
 import concurrent.futures
 import json
+import os
 import queue
 import signal
 import subprocess
@@ -57,8 +60,8 @@ from apiserver_harness import (
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
-from conftest import SharedEtcdMembers
-from skiff.apiserver.pki import EtcdPki, ensure_etcd_pki
+from conftest import SharedEtcdMembers, etcd_binary
+from skiff.apiserver.pki import EtcdPki, ensure_encryption_config, ensure_etcd_pki
 from skiff.store.etcd import EtcdStore
 from skiff.store.tls import TlsFiles
 
@@ -318,6 +321,31 @@ def test_objects_survive_an_apiserver_restart(etcd: TlsEtcd, tmp_path: Path) -> 
             assert (meta["uid"], meta["resourceVersion"]) == (written[kind]["uid"], written[kind]["resourceVersion"])
         after.ok("delete", "deployment", "rs-web")
         after.ok("delete", "configmap", "rs-cm")
+
+
+def test_secrets_are_ciphertext_in_etcd(etcd: TlsEtcd, tmp_path: Path) -> None:
+    """With ``skiff up``'s default EncryptionConfiguration (aescbc), real etcdctl reads only ciphertext."""
+    base = tmp_path / "encrypting"
+    config = ensure_encryption_config(base / "data")
+    plain = "etcd-sees-no-plaintext-6c0d"
+    with running_apiserver(base, *etcd.store_args(), "--encryption-provider-config", str(config)) as server:
+        kc = Kubectl(server, tmp_path / "cache")
+        kc.ok("create", "secret", "generic", "at-rest", f"--from-literal=p={plain}")
+        assert base64.b64decode(kc.ok("get", "secret", "at-rest", "-o", "jsonpath={.data.p}")).decode() == plain
+        pki = etcd.pki
+        etcdctl = [str(etcd_binary(ETCD_VERSION).etcdctl), "--endpoints", f"https://{etcd.endpoint}"]
+        etcdctl += ["--cacert", str(pki.ca_cert), "--cert", str(pki.client_cert), "--key", str(pki.client_key)]
+        env = {**os.environ, "ETCDCTL_API": "3"}
+        keys = subprocess.run(
+            [*etcdctl, "get", "--prefix", "/registry/", "--keys-only"], capture_output=True, env=env, timeout=60
+        )
+        assert keys.returncode == 0, keys.stderr
+        (key,) = [k for k in keys.stdout.decode().split() if k.endswith(f"secrets/{NS}/at-rest")]
+        raw = subprocess.run([*etcdctl, "get", key, "--print-value-only"], capture_output=True, env=env, timeout=60)
+        assert raw.returncode == 0, raw.stderr
+        assert raw.stdout.startswith(b"k8s:enc:aescbc:v1:key1:"), raw.stdout[:40]
+        assert plain.encode() not in raw.stdout and base64.b64encode(plain.encode()) not in raw.stdout
+        kc.ok("delete", "secret", "at-rest")
 
 
 async def test_concurrent_progress_requests_keep_the_etcd_watch(etcd: TlsEtcd) -> None:

@@ -112,8 +112,8 @@ def _add_notes(
 ) -> None:
     """What admission noted: ``Warning`` headers (unless already streaming) and audit annotations."""
     if not response.prepared:
-        for text in notes.warnings:
-            response.headers.add("Warning", resource_handlers.warning_header(text))
+        for header in resource_handlers.warning_headers(notes.warnings):
+            response.headers.add("Warning", header)
     if record is not None:
         for key, value in notes.audit_annotations.items():
             record.annotations.setdefault(key, value)

@@ -69,8 +69,8 @@ _RENEW_BEFORE = datetime.timedelta(days=1)
 
 
 @dataclass(frozen=True, slots=True)
-class Pki:
-    """Paths of the PEM files in ``directory``."""
+class CaFiles:
+    """A directory holding a CA (``ca.crt``, ``ca.key``) and what it issued."""
 
     directory: Path
 
@@ -81,6 +81,11 @@ class Pki:
     @property
     def ca_key(self) -> Path:
         return self.directory / "ca.key"
+
+
+@dataclass(frozen=True, slots=True)
+class Pki(CaFiles):
+    """The cluster's PKI: its CA, the API server's serving cert, the admin's, the ServiceAccount keys."""
 
     @property
     def serving_cert(self) -> Path:
@@ -167,7 +172,7 @@ def _ensure_ca(cert_path: Path, key_path: Path, common_name: str) -> None:
     write_pair(cert_path, key_path, cert, key)
 
 
-def _load_ca(pki: Pki) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+def _load_ca(pki: CaFiles) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     ca_cert = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
     ca_key = serialization.load_pem_private_key(pki.ca_key.read_bytes(), password=None)
     if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
@@ -291,18 +296,8 @@ def issue_client_cert(
 
 
 @dataclass(frozen=True, slots=True)
-class ServingPki:
+class ServingPki(CaFiles):
     """A CA of its own and one serving certificate from it, in ``directory``."""
-
-    directory: Path
-
-    @property
-    def ca_cert(self) -> Path:
-        return self.directory / "ca.crt"
-
-    @property
-    def ca_key(self) -> Path:
-        return self.directory / "ca.key"
 
     @property
     def server_cert(self) -> Path:
@@ -324,7 +319,7 @@ def ensure_serving_pki(
     """
     pki = ServingPki(directory)
     _ensure_ca(pki.ca_cert, pki.ca_key, ca_name)
-    ca_cert, ca_key = _load_ca(Pki(directory))
+    ca_cert, ca_key = _load_ca(pki)
     wanted_hosts = list(dict.fromkeys(["127.0.0.1", "::1", "localhost", *hosts]))
     if _needs_issue(pki.server_cert, wanted_hosts):
         _issue(
@@ -368,7 +363,7 @@ def ensure_etcd_pki(data_dir: Path, hosts: Sequence[str] = ()) -> EtcdPki:
     pki = EtcdPki(data_dir / "pki" / "etcd")
     ensure_serving_pki(pki.directory, "skiff-etcd-ca", "skiff-etcd-server", hosts, client_too=True)
     if _needs_issue(pki.client_cert, []):
-        ca_cert, ca_key = _load_ca(Pki(pki.directory))
+        ca_cert, ca_key = _load_ca(pki)
         _issue(pki.client_cert, pki.client_key, ca_cert, ca_key, "skiff-etcd-client", [], [], server=False)
     return pki
 

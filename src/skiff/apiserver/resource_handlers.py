@@ -21,6 +21,7 @@ Everything raises ApiError; the app turns it into the Status response.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +42,7 @@ from skiff.apiserver.patching import Mutate, build_mutate, supported_patch_types
 from skiff.apiserver.request_info import RequestInfo
 from skiff.apiserver.served import Served
 from skiff.apiserver.watch_stream import EventObjectTransform, stream
+from skiff.registry import request_notes
 from skiff.registry.managed_fields import managing
 from skiff.registry.metadata import utc_now
 from skiff.registry.resource import Obj, ResourceInfo
@@ -75,10 +77,9 @@ class Call:
 
     def respond(self, obj: Any, status: int = 200) -> web.Response:
         headers = {"Content-Type": "application/json"}
-        response = web.Response(status=status, body=orjson.dumps(obj), headers=headers)
-        for text in self.warnings:
-            response.headers.add("Warning", warning_header(text))
-        return response
+        for text in self.warnings:  # the HTTP layer writes them with admission's, under one cap
+            request_notes.add_warning(text)
+        return web.Response(status=status, body=orjson.dumps(obj), headers=headers)
 
     def dry_run(self) -> bool:
         return query.dry_run(self.request.query.getall("dryRun", []))
@@ -96,6 +97,36 @@ def warning_header(text: str) -> str:
 
 
 _CONTROL_TO_SPACE = {c: " " for c in (*range(0x20), 0x7F) if c != 0x09}
+
+#: kube-apiserver's bounds on one answer's warnings (k8s.io/apiserver's warning recorder), in characters.
+WARNINGS_TOTAL_CHARS = 4096
+WARNING_ITEM_CHARS = 256
+
+
+def warning_headers(texts: Sequence[str]) -> list[str]:
+    """``Warning`` header values for one answer, bounded as kube-apiserver bounds them.
+
+    Warnings are written whole while they total at most 4,096 characters.  The first one that would go
+    past that turns truncation on: every warning so far is rewritten cut to 256 characters, later ones are
+    cut too, and once 4,096 characters are written the rest are dropped.  Without a bound, a request whose
+    admission warns per item (a pod with thousands of containers) would grow a header past what clients read.
+    """
+    headers: list[str] = []
+    written, truncating = 0, False
+    for index, text in enumerate(texts):
+        if truncating:
+            if written >= WARNINGS_TOTAL_CHARS:
+                break
+            text = text[:WARNING_ITEM_CHARS]
+        if truncating or written + len(text) <= WARNINGS_TOTAL_CHARS:
+            headers.append(warning_header(text))
+            written += len(text)
+            continue
+        truncating = True
+        cut = [t[:WARNING_ITEM_CHARS] for t in texts[: index + 1]]
+        headers = [warning_header(t) for t in cut]
+        written = sum(map(len, cut))
+    return headers
 
 
 async def handle(call: Call) -> web.StreamResponse:

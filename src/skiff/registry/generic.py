@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from datetime import datetime
 
 from skiff.api.copying import deep_copy
@@ -86,7 +87,7 @@ from skiff.registry.metadata import (
     utc_now,
 )
 from skiff.registry.request_user import current_user
-from skiff.registry.resource import Obj, ResourceInfo
+from skiff.registry.resource import Obj, ResourceInfo, Strategy
 from skiff.registry.watch_cache import WatchCache, too_large_resource_version
 from skiff.registry.watch_events import error_line
 from skiff.registry.write_hooks import NoHooks, WriteHooks
@@ -147,6 +148,22 @@ class GenericRegistry:
         self.name_suffix = name_suffix
         self.max_attempts = max_attempts
         self._reads = StoreLists(store, info, cache)
+        #: Subresources written through a registry of their own: upstream gives each its own store with its
+        #: own strategy over the same key (namespaces/finalize, certificatesigningrequests/approval).
+        self.subresource_registries: dict[str, GenericRegistry] = {}
+
+    def sibling(self, strategy: Strategy, kind: type[GenericRegistry] | None = None) -> GenericRegistry:
+        """A registry of ``kind`` over the same store, cache and admission, with another strategy."""
+        return (kind or GenericRegistry)(
+            self.store,
+            replace(self.info, strategy=strategy),
+            self.cache,
+            clock=self.clock,
+            uid=self.uid,
+            max_attempts=self.max_attempts,
+            admission=self.admission,
+            hooks=self.hooks,
+        )
 
     # -- helpers ------------------------------------------------------------------------
     def _key(self, namespace: str | None, name: str) -> bytes:
@@ -262,6 +279,9 @@ class GenericRegistry:
         given = str((obj.get("metadata") or {}).get("name") or "")
         if given != name:
             raise bad_request(f"the name of the object ({given}) does not match the name on the URL ({name})")
+        sibling = self.subresource_registries.get(subresource)
+        if sibling is not None:
+            return await sibling.update(namespace, name, obj, subresource=subresource, dry_run=dry_run)
         allow_create = self.info.strategy.allow_create_on_update and not subresource
         return await self._guaranteed_update(
             namespace, name, lambda _current: deep_copy(obj), subresource, dry_run, allow_create
@@ -277,6 +297,9 @@ class GenericRegistry:
         dry_run: bool = False,
         create_if_missing: bool = False,
     ) -> tuple[Obj, bool]:
+        sibling = self.subresource_registries.get(subresource)
+        if sibling is not None:
+            return await sibling.patch(namespace, name, mutate, subresource=subresource, dry_run=dry_run)
         return await self._guaranteed_update(namespace, name, mutate, subresource, dry_run, create_if_missing)
 
     async def _guaranteed_update(

@@ -23,8 +23,6 @@ something calls ``finalize``.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 from skiff.api.copying import deep_copy
@@ -66,38 +64,7 @@ class NamespaceFinalizeStrategy(NamespaceStrategy):
 class NamespaceRegistry(GenericRegistry):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._finalizer = GenericRegistry(
-            self.store,
-            replace(self.info, strategy=NamespaceFinalizeStrategy(self.info.namespaced)),
-            self.cache,
-            clock=self.clock,
-            uid=self.uid,
-            max_attempts=self.max_attempts,
-            admission=self.admission,
-        )
-
-    async def update(
-        self, namespace: str | None, name: str, obj: Obj, *, subresource: str = "", dry_run: bool = False
-    ) -> tuple[Obj, bool]:
-        if subresource == FINALIZE:
-            return await self._finalizer.update(None, name, obj, dry_run=dry_run)
-        return await super().update(namespace, name, obj, subresource=subresource, dry_run=dry_run)
-
-    async def patch(
-        self,
-        namespace: str | None,
-        name: str,
-        mutate: Callable[[Obj | None], Obj],
-        *,
-        subresource: str = "",
-        dry_run: bool = False,
-        create_if_missing: bool = False,
-    ) -> tuple[Obj, bool]:
-        if subresource == FINALIZE:
-            return await self._finalizer.patch(None, name, mutate, dry_run=dry_run)
-        return await super().patch(
-            namespace, name, mutate, subresource=subresource, dry_run=dry_run, create_if_missing=create_if_missing
-        )
+        self.subresource_registries = {FINALIZE: self.sibling(NamespaceFinalizeStrategy(self.info.namespaced))}
 
     async def delete(
         self, namespace: str | None, name: str, options: Obj | None, *, dry_run: bool = False

@@ -3,7 +3,7 @@
 * ``skiff user create`` writes a kubeconfig kubectl uses as that user; RBAC
   refuses it until a RoleBinding grants something; ``skiff user revoke`` makes
   the server answer 401 within seconds (no restart); an expired certificate is
-  refused.
+  401 per request, as upstream's x509 authenticator answers, not a failed handshake.
 * The serving certificate is replaced while the server runs: new connections
   see the new serial, a watch opened before keeps streaming.
 * ServiceAccount signing key rotation across restarts with
@@ -125,16 +125,25 @@ def test_expired_certificate_is_refused(server: RunningApiServer, tmp_path: Path
     built = kubeconfig.build(server.url, server.pki, "late", client_cert=cert, client_key=key)
     kubeconfig.write(config, built, merge_existing=False)
     code, _, err = _kubectl(config, tmp_path / "cache", "auth", "whoami")
-    # The TLS layer verifies client certificates (upstream verifies them per request and answers 401): the
-    # handshake fails, which kubectl reports as a connection error.
-    assert code != 0 and "Unable to connect to the server" in err, err
+    # As kube-apiserver's x509 authenticator: the handshake completes and the request is 401.
+    assert code != 0 and "You must be logged in to the server (Unauthorized)" in err, err
     context = server.ssl_context(client_cert=False)
     context.load_cert_chain(str(cert), str(key))
     connection = http.client.HTTPSConnection(server.host, server.port, context=context, timeout=10)
-    with pytest.raises((OSError, http.client.HTTPException)):
+    try:
         connection.request("GET", "/api")
-        connection.getresponse()
-    connection.close()
+        answer = connection.getresponse()
+        assert answer.status == 401
+        assert json.loads(answer.read())["reason"] == "Unauthorized"
+    finally:
+        connection.close()
+    # The same subject with a current certificate is let in: only the dates differ.
+    cert, key = issue_client_cert(server.pki, tmp_path / "ontime", "late", ["devs"])
+    built = kubeconfig.build(server.url, server.pki, "late", client_cert=cert, client_key=key)
+    kubeconfig.write(config, built, merge_existing=False)
+    whoami = ("auth", "whoami", "-o", "jsonpath={.status.userInfo.username}")
+    code, out, err = _kubectl(config, tmp_path / "cache", *whoami)
+    assert code == 0 and out == "late", err
 
 
 # -- serving certificate rotation -------------------------------------------------------------------------------

@@ -38,7 +38,13 @@ def test_token_file_rejects_bad_rows(text: str) -> None:
         parse_token_file(text)
 
 
-CERT = {"subject": ((("organizationName", "system:masters"),), (("commonName", "kubernetes-admin"),))}
+CERT = {
+    "subject": ((("organizationName", "system:masters"),), (("commonName", "kubernetes-admin"),)),
+    "notBefore": "Nov 27 09:00:00 2025 GMT",
+    "notAfter": "Nov 27 09:00:00 2125 GMT",
+}
+EXPIRED = {**CERT, "notAfter": "Nov 26 09:00:00 2026 GMT"}
+NOT_YET = {**CERT, "notBefore": "Nov 27 09:00:00 2124 GMT"}
 
 
 @pytest.mark.parametrize(
@@ -53,6 +59,9 @@ CERT = {"subject": ((("organizationName", "system:masters"),), (("commonName", "
             UserInfo("kubernetes-admin", "", ("system:masters", "system:authenticated")),
             id="cert-first",
         ),
+        pytest.param(EXPIRED, None, None, id="expired-cert"),
+        pytest.param(NOT_YET, None, None, id="not-yet-valid-cert"),
+        pytest.param(EXPIRED, "Bearer plain", UserInfo("bob", "u2", ("system:authenticated",)), id="expired-token"),
         pytest.param(None, "Bearer plain", UserInfo("bob", "u2", ("system:authenticated",)), id="token"),
         pytest.param({}, "bearer plain", UserInfo("bob", "u2", ("system:authenticated",)), id="scheme-case"),
         pytest.param(None, "Bearer nope", None, id="bad-token"),

@@ -72,7 +72,12 @@ def test_revoked_list_names_a_bad_line() -> None:
 
 # -- the authenticator's revocation check ---------------------------------------------------------------------
 
-CERT = {"subject": ((("organizationName", "devs"),), (("commonName", "alice"),)), "serialNumber": "0ABC"}
+CERT = {
+    "subject": ((("organizationName", "devs"),), (("commonName", "alice"),)),
+    "serialNumber": "0ABC",
+    "notBefore": "Nov 27 09:00:00 2025 GMT",
+    "notAfter": "Nov 27 09:00:00 2125 GMT",
+}
 ALICE = UserInfo("alice", "", ("devs", "system:authenticated"))
 BOB = UserInfo("bob", "u2", ("system:authenticated",))
 

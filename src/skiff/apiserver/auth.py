@@ -34,6 +34,8 @@ from __future__ import annotations
 
 import csv
 import io
+import ssl
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -128,6 +130,22 @@ def user_from_peercert(peercert: Mapping[str, Any] | None) -> UserInfo | None:
     return _with_authenticated(UserInfo(name, groups=tuple(groups)))
 
 
+def certificate_current(peercert: Mapping[str, Any], now: float | None = None) -> bool:
+    """Is the client certificate within its notBefore..notAfter?
+
+    The TLS layer checks the chain but leaves time to this check (``server.tls_context``), so an expired
+    certificate is answered 401 per request, as kube-apiserver's x509 authenticator does, rather than
+    failing the handshake.
+    """
+    try:
+        not_before = ssl.cert_time_to_seconds(str(peercert["notBefore"]))
+        not_after = ssl.cert_time_to_seconds(str(peercert["notAfter"]))
+    except (KeyError, ValueError):
+        return False
+    moment = time.time() if now is None else now
+    return not_before <= moment <= not_after
+
+
 class TokenAuthenticator(Protocol):
     async def authenticate_token(self, token: str) -> UserInfo | None:
         """The token's user, or None when the token is not valid here."""
@@ -163,8 +181,8 @@ class Authenticator:
         """Client certificate and static tokens only: the user, ANONYMOUS when no credentials were
         offered, None when offered credentials are not among them (``authenticate_request`` asks on)."""
         user = user_from_peercert(peercert)
-        if user is not None:
-            if not self._is_revoked(peercert):
+        if user is not None and peercert is not None:
+            if certificate_current(peercert) and not self._is_revoked(peercert):
                 return user
             if not authorization:
                 return None

@@ -29,11 +29,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import re
-from collections.abc import Mapping
-from typing import Any, Protocol
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, TypeVar
 
 import orjson
 import yaml
@@ -51,6 +52,11 @@ MAX_DEPTH = 200
 
 #: How many values YAML aliases may add beyond one per byte of the body.
 MAX_YAML_ALIAS_EXPANSION = 100_000
+
+#: Bodies this large are decoded on a worker thread (see ``decode_off_loop``).
+OFF_LOOP_BODY_BYTES = 256 * 1024
+
+T = TypeVar("T")
 
 _INT64_MIN, _UINT64_MAX = -(1 << 63), (1 << 64) - 1
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
@@ -272,6 +278,20 @@ def _json_text(text: str | bytes) -> str:
     except UnicodeEncodeError:
         return _LONE_SURROGATE.sub("\ufffd", text)
     return text
+
+
+async def decode_off_loop(body: bytes, decode: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``decode(*args, **kwargs)``, on a worker thread when ``body`` is large.
+
+    PyYAML takes seconds over a 3 MiB block-style document; on the event loop
+    that would stall every other request for as long (kube-apiserver decodes in
+    the request's own goroutine).  On a thread the interpreter still hands the
+    loop a turn every few milliseconds.  Small bodies stay on the loop, where
+    they cost less than a thread hop.
+    """
+    if len(body) < OFF_LOOP_BODY_BYTES:
+        return decode(*args, **kwargs)
+    return await asyncio.to_thread(decode, *args, **kwargs)
 
 
 def decode_object(body: bytes, media_type: str, *, find_duplicates: bool = False) -> tuple[Obj, list[str]]:

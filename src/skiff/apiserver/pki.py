@@ -172,6 +172,13 @@ def _ensure_ca(cert_path: Path, key_path: Path, common_name: str) -> None:
     write_pair(cert_path, key_path, cert, key)
 
 
+def all_current(bundle: Path) -> bool:
+    """Is every certificate in the PEM ``bundle`` within its validity period now?"""
+    now = datetime.datetime.now(datetime.UTC)
+    certs = x509.load_pem_x509_certificates(bundle.read_bytes())
+    return all(c.not_valid_before_utc <= now <= c.not_valid_after_utc for c in certs)
+
+
 def _load_ca(pki: CaFiles) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     ca_cert = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
     ca_key = serialization.load_pem_private_key(pki.ca_key.read_bytes(), password=None)

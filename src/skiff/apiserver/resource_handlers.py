@@ -261,7 +261,10 @@ async def read_object(call: Call) -> Obj:
         raise unsupported_patch_type(
             media, ["application/json", "application/yaml", "application/vnd.kubernetes.protobuf"]
         )
-    obj, duplicates = bodies.decode_object(body, media, find_duplicates=directive in (bodies.STRICT, bodies.WARN))
+    find_duplicates = directive in (bodies.STRICT, bodies.WARN)
+    obj, duplicates = await bodies.decode_off_loop(
+        body, bodies.decode_object, body, media, find_duplicates=find_duplicates
+    )
     check_type_meta(call, obj)
     unknown = call.field_checker.unknown_fields(call.info, obj)  # and drops them, as upstream's decoding does
     api_version, kind = _expected_type(call)
@@ -331,7 +334,9 @@ async def patch(call: Call) -> web.StreamResponse:
         raise unsupported_patch_type(patch_type, supported_patch_types(call.info))
     directive = bodies.field_validation(call.request.query.get("fieldValidation"))
     field_manager = call.request.query.get("fieldManager", "")
-    mutation = build_mutate(
+    mutation = await bodies.decode_off_loop(
+        body,
+        build_mutate,
         call.info,
         patch_type,
         body,

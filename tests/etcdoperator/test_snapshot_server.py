@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from skiff.apiserver.pki import ensure_serving_pki
+from skiff.api.certificates import ensure_serving_pki
 from skiff.etcdoperator import members as m
 from skiff.etcdoperator.snapshot_server import SnapshotServer
 

@@ -63,7 +63,7 @@ class ServedReader:
         self.served = served
 
     def _find(self, group: str, plural: str) -> Served | None:
-        return next((s for s in self.served if s.info.group == group and s.info.plural == plural), None)
+        return self.served.find_any_version(group, plural)
 
     async def get(self, group: str, plural: str, namespace: str, name: str, *, fresh: bool = True) -> Obj | None:
         served = self._find(group, plural)
@@ -128,7 +128,7 @@ def advertise_address(bind_address: str) -> str:
 
 
 def _registry(served: ServedResources, group: str, plural: str) -> Any:
-    found = next((s for s in served if s.info.group == group and s.info.plural == plural), None)
+    found = served.find_any_version(group, plural)
     return found.registry if found is not None else None
 
 

@@ -37,11 +37,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import NameOID
 
-from skiff.api.certificates import normal_host, subject_alt_names, write_atomic, write_pair
+from skiff.api.certificates import (
+    CaFiles,
+    ServingPki,
+    ensure_ca,
+    ensure_serving_pki,
+    issue_cert,
+    load_ca,
+    needs_issue,
+    write_atomic,
+)
 from skiff.registry.encryption import default_config_text, new_key
 
 ADMIN_USER = "kubernetes-admin"
@@ -61,26 +70,6 @@ DEFAULT_HOSTS = (
     "kubernetes.default.svc",
     "kubernetes.default.svc.cluster.local",
 )
-
-_CA_DAYS = 3650
-_LEAF_DAYS = 365
-_LEAF_LIFETIME = datetime.timedelta(days=_LEAF_DAYS)
-_RENEW_BEFORE = datetime.timedelta(days=1)
-
-
-@dataclass(frozen=True, slots=True)
-class CaFiles:
-    """A directory holding a CA (``ca.crt``, ``ca.key``) and what it issued."""
-
-    directory: Path
-
-    @property
-    def ca_cert(self) -> Path:
-        return self.directory / "ca.crt"
-
-    @property
-    def ca_key(self) -> Path:
-        return self.directory / "ca.key"
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,61 +119,16 @@ def ensure_encryption_config(data_dir: Path) -> Path:
 def ensure_pki(data_dir: Path, hosts: Sequence[str] = ()) -> Pki:
     """Create what is missing or due in ``data_dir/pki`` and return its paths."""
     pki = Pki(data_dir / "pki")
-    _ensure_ca(pki.ca_cert, pki.ca_key, "skiff-ca")
-    ca_cert, ca_key = _load_ca(pki)
+    ensure_ca(pki.ca_cert, pki.ca_key, "skiff-ca")
+    ca_cert, ca_key = load_ca(pki)
     wanted_hosts = list(dict.fromkeys([*DEFAULT_HOSTS, *hosts]))
-    if _needs_issue(pki.serving_cert, wanted_hosts):
-        _issue(pki.serving_cert, pki.serving_key, ca_cert, ca_key, "kube-apiserver", [], wanted_hosts, server=True)
-    if _needs_issue(pki.admin_cert, []):
-        _issue(pki.admin_cert, pki.admin_key, ca_cert, ca_key, ADMIN_USER, [ADMIN_GROUP], [], server=False)
+    if needs_issue(pki.serving_cert, wanted_hosts):
+        issue_cert(pki.serving_cert, pki.serving_key, ca_cert, ca_key, "kube-apiserver", [], wanted_hosts, server=True)
+    if needs_issue(pki.admin_cert, []):
+        issue_cert(pki.admin_cert, pki.admin_key, ca_cert, ca_key, ADMIN_USER, [ADMIN_GROUP], [], server=False)
     if not (pki.sa_key.exists() and pki.sa_pub.exists()):
         _make_sa_keys(pki)
     return pki
-
-
-def _ensure_ca(cert_path: Path, key_path: Path, common_name: str) -> None:
-    """Make a self-signed CA at these paths (and their directory) unless both files exist."""
-    cert_path.parent.mkdir(parents=True, exist_ok=True)
-    if cert_path.exists() and key_path.exists():
-        return
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    cert = (
-        _builder(name, name, key.public_key(), datetime.timedelta(days=_CA_DAYS))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    write_pair(cert_path, key_path, cert, key)
-
-
-def all_current(bundle: Path) -> bool:
-    """Is every certificate in the PEM ``bundle`` within its validity period now?"""
-    now = datetime.datetime.now(datetime.UTC)
-    certs = x509.load_pem_x509_certificates(bundle.read_bytes())
-    return all(c.not_valid_before_utc <= now <= c.not_valid_after_utc for c in certs)
-
-
-def _load_ca(pki: CaFiles) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    ca_cert = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
-    ca_key = serialization.load_pem_private_key(pki.ca_key.read_bytes(), password=None)
-    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
-        raise ValueError(f"{pki.ca_key}: expected an EC private key")
-    return ca_cert, ca_key
 
 
 def _make_sa_keys(pki: Pki) -> None:
@@ -196,86 +140,6 @@ def _make_sa_keys(pki: Pki) -> None:
     public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     write_atomic(pki.sa_key, private, 0o600)
     write_atomic(pki.sa_pub, public, 0o644)
-
-
-def _builder(
-    subject: x509.Name, issuer: x509.Name, public_key: ec.EllipticCurvePublicKey, lifetime: datetime.timedelta
-) -> x509.CertificateBuilder:
-    now = datetime.datetime.now(datetime.UTC)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer)
-        .public_key(public_key)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + lifetime)
-    )
-
-
-def _needs_issue(cert_path: Path, hosts: Sequence[str]) -> bool:
-    key_path = cert_path.with_suffix(".key")
-    if not (cert_path.exists() and key_path.exists()):
-        return True
-    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-    if cert.not_valid_after_utc - _RENEW_BEFORE < datetime.datetime.now(datetime.UTC):
-        return True
-    if not hosts:
-        return False
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return True
-    present = {str(v) for v in san.get_values_for_type(x509.IPAddress)} | set(san.get_values_for_type(x509.DNSName))
-    return any(normal_host(h) not in present for h in hosts)
-
-
-def _issue(
-    cert_path: Path,
-    key_path: Path,
-    ca_cert: x509.Certificate,
-    ca_key: ec.EllipticCurvePrivateKey,
-    common_name: str,
-    organizations: Sequence[str],
-    hosts: Sequence[str],
-    *,
-    server: bool,
-    client_too: bool = False,
-    lifetime: datetime.timedelta | None = None,
-) -> None:
-    key = ec.generate_private_key(ec.SECP256R1())
-    attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations]
-    subject = x509.Name([*attrs, x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    usages = [ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH]
-    if server and client_too:
-        usages.append(ExtendedKeyUsageOID.CLIENT_AUTH)
-    builder = (
-        _builder(subject, ca_cert.subject, key.public_key(), _LEAF_LIFETIME if lifetime is None else lifetime)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=True,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-            critical=False,
-        )
-    )
-    if hosts:
-        names = subject_alt_names(hosts)
-        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
-    write_pair(cert_path, key_path, builder.sign(ca_key, hashes.SHA256()), key)
 
 
 def issue_client_cert(
@@ -292,55 +156,14 @@ def issue_client_cert(
     ``CN=system:node:<name>, O=system:nodes``.  Valid from five minutes ago for ``lifetime`` from now
     (default a year; a negative one makes an already expired certificate, for tests).
     """
-    ca_cert, ca_key = _load_ca(pki)
+    ca_cert, ca_key = load_ca(pki)
     cert_path, key_path = (
         path_prefix.with_name(path_prefix.name + ".crt"),
         path_prefix.with_name(path_prefix.name + ".key"),
     )
     cert_path.parent.mkdir(parents=True, exist_ok=True)
-    _issue(cert_path, key_path, ca_cert, ca_key, common_name, organizations, [], server=False, lifetime=lifetime)
+    issue_cert(cert_path, key_path, ca_cert, ca_key, common_name, organizations, [], server=False, lifetime=lifetime)
     return cert_path, key_path
-
-
-@dataclass(frozen=True, slots=True)
-class ServingPki(CaFiles):
-    """A CA of its own and one serving certificate from it, in ``directory``."""
-
-    @property
-    def server_cert(self) -> Path:
-        return self.directory / "server.crt"
-
-    @property
-    def server_key(self) -> Path:
-        return self.directory / "server.key"
-
-
-def ensure_serving_pki(
-    directory: Path, ca_name: str, server_name: str, hosts: Sequence[str] = (), *, client_too: bool = False
-) -> ServingPki:
-    """Create what is missing or due: a self-signed CA and a serving cert for loopback and ``hosts``.
-
-    For a listener whose clients are handed the CA out of band (the store's API
-    servers, the etcd operator's restoring seeds) rather than trusting the
-    cluster CA, which signs whatever CSRs get approved.
-    """
-    pki = ServingPki(directory)
-    _ensure_ca(pki.ca_cert, pki.ca_key, ca_name)
-    ca_cert, ca_key = _load_ca(pki)
-    wanted_hosts = list(dict.fromkeys(["127.0.0.1", "::1", "localhost", *hosts]))
-    if _needs_issue(pki.server_cert, wanted_hosts):
-        _issue(
-            pki.server_cert,
-            pki.server_key,
-            ca_cert,
-            ca_key,
-            server_name,
-            [],
-            wanted_hosts,
-            server=True,
-            client_too=client_too,
-        )
-    return pki
 
 
 @dataclass(frozen=True, slots=True)
@@ -369,9 +192,9 @@ def ensure_etcd_pki(data_dir: Path, hosts: Sequence[str] = ()) -> EtcdPki:
     """
     pki = EtcdPki(data_dir / "pki" / "etcd")
     ensure_serving_pki(pki.directory, "skiff-etcd-ca", "skiff-etcd-server", hosts, client_too=True)
-    if _needs_issue(pki.client_cert, []):
-        ca_cert, ca_key = _load_ca(pki)
-        _issue(pki.client_cert, pki.client_key, ca_cert, ca_key, "skiff-etcd-client", [], [], server=False)
+    if needs_issue(pki.client_cert, []):
+        ca_cert, ca_key = load_ca(pki)
+        issue_cert(pki.client_cert, pki.client_key, ca_cert, ca_key, "skiff-etcd-client", [], [], server=False)
     return pki
 
 
@@ -381,7 +204,7 @@ def ensure_client_cert(
     """``issue_client_cert`` unless ``<path_prefix>.crt``/``.key`` exist, are not due and name this subject."""
     cert_path = path_prefix.with_name(path_prefix.name + ".crt")
     key_path = cert_path.with_suffix(".key")
-    if not _needs_issue(cert_path, []) and _subject_of(cert_path) == (common_name, sorted(organizations)):
+    if not needs_issue(cert_path, []) and _subject_of(cert_path) == (common_name, sorted(organizations)):
         return cert_path, key_path
     return issue_client_cert(pki, path_prefix, common_name, organizations)
 
@@ -404,9 +227,9 @@ def ensure_kubelet_serving_cert(pki: Pki, path_prefix: Path, node_name: str, hos
     cert_path = path_prefix.with_name(path_prefix.name + ".crt")
     key_path = cert_path.with_suffix(".key")
     wanted = list(dict.fromkeys(hosts))
-    if _needs_issue(cert_path, wanted) or _subject_of(cert_path) != (f"system:node:{node_name}", ["system:nodes"]):
-        ca_cert, ca_key = _load_ca(pki)
+    if needs_issue(cert_path, wanted) or _subject_of(cert_path) != (f"system:node:{node_name}", ["system:nodes"]):
+        ca_cert, ca_key = load_ca(pki)
         cert_path.parent.mkdir(parents=True, exist_ok=True)
         subject = f"system:node:{node_name}"
-        _issue(cert_path, key_path, ca_cert, ca_key, subject, ["system:nodes"], wanted, server=True)
+        issue_cert(cert_path, key_path, ca_cert, ca_key, subject, ["system:nodes"], wanted, server=True)
     return cert_path, key_path

@@ -66,6 +66,8 @@ class ServedResources:
         self._by_key: dict[tuple[str, str, str], Served] = {}
         #: Bumped on every change; caches of derived documents key on it.
         self.generation = 0
+        self._by_resource: dict[tuple[str, str], Served] = {}
+        self._by_resource_generation = -1
 
     def add(self, info: ResourceInfo, registry: ResourceRegistry) -> None:
         self._by_key[(info.group, info.version, info.plural)] = Served(info, registry)
@@ -77,6 +79,19 @@ class ServedResources:
 
     def find(self, group: str, version: str, plural: str) -> Served | None:
         return self._by_key.get((group, version, plural))
+
+    def find_any_version(self, group: str, plural: str) -> Served | None:
+        """The first-registered version of ``group``/``plural``: what admission's readers look objects up in.
+
+        Indexed once per ``generation``: admission asks on every request (webhook configurations,
+        namespaces, limit ranges), and scanning every served resource showed in profiles at 5,000 nodes.
+        """
+        if self._by_resource_generation != self.generation:
+            index: dict[tuple[str, str], Served] = {}
+            for served in self._by_key.values():
+                index.setdefault((served.info.group, served.info.plural), served)
+            self._by_resource, self._by_resource_generation = index, self.generation
+        return self._by_resource.get((group, plural))
 
     def infos(self) -> list[ResourceInfo]:
         return [s.info for s in self._by_key.values()]

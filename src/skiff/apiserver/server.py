@@ -49,6 +49,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from skiff.api.certificates import all_current
 from skiff.apiserver import audit as audit_mod
 from skiff.apiserver import bootstrap as bootstrap_mod
 from skiff.apiserver import pki as pki_mod
@@ -173,7 +174,7 @@ def tls_context(paths: pki_mod.Pki) -> ssl.SSLContext:
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(paths.ca_cert))
     ctx.load_cert_chain(str(paths.serving_cert), str(paths.serving_key))
     ctx.verify_mode = ssl.CERT_OPTIONAL  # a client cert is one way to authenticate, not required
-    if pki_mod.all_current(paths.ca_cert):
+    if all_current(paths.ca_cert):
         # A client certificate's dates are checked per request (auth.certificate_current: 401 like upstream);
         # only while the CAs themselves are current, else the handshake keeps refusing everything they signed.
         ctx.verify_flags |= X509_V_FLAG_NO_CHECK_TIME

@@ -24,7 +24,7 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from skiff.apiserver.pki import ensure_serving_pki
+from skiff.api.certificates import ensure_serving_pki
 
 
 class SnapshotServer:

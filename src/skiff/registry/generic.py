@@ -451,7 +451,7 @@ class GenericRegistry:
                 raise self._not_found(name)
             current = decode(kv.value, kv.mod_revision)
             deletion.check_preconditions(current, opts, self.info)
-            work = deep_copy(current)
+            work = decode(kv.value, kv.mod_revision)  # a second decode is a copy at half a round trip's cost
             now = self.clock()
             outcome = deletion.before_delete(work, opts, self.info, now)
             if outcome.pending:

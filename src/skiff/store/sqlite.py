@@ -91,6 +91,8 @@ T = TypeVar("T")
 LEASE_CHECK_INTERVAL = 0.5
 #: Reader threads; SQLite releases the GIL while it works, two cores are plenty busy with 4.
 READER_THREADS = 4
+#: Keys whose compacted rows are dropped per write transaction (etcd's compaction batch limit is 1,000).
+COMPACTION_BATCH_KEYS = 1000
 
 
 class _LeaseTimer:
@@ -126,6 +128,7 @@ class SqliteStore(ConditionalWrites):
         self._leases: dict[int, _LeaseTimer] = {}
         self._revoking: set[int] = set()
         self._closed = False
+        self._compacting = asyncio.Lock()
         self._writer: SqliteWriter
         self._expiry_task: asyncio.Task[None] | None = None
 
@@ -232,7 +235,15 @@ class SqliteStore(ConditionalWrites):
         return await self._write(self._writer.txn, request)
 
     async def compact(self, revision: int) -> None:
-        await self._write(self._writer.compact, revision)
+        """Compaction is marked at once; the rows go in batches of keys, other writes in between.
+
+        Returns once every batch is done (etcd's ``physical`` compaction).  One compaction at a time:
+        the next one only looks at keys written since this one's point.
+        """
+        async with self._compacting:
+            keys = await self._write(self._writer.compact, revision)
+            for start in range(0, len(keys), COMPACTION_BATCH_KEYS):
+                await self._write(self._writer.drop_compacted, (keys[start : start + COMPACTION_BATCH_KEYS], revision))
 
     # -- watch ---------------------------------------------------------------------------
     async def watch(

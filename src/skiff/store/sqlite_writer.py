@@ -374,25 +374,42 @@ class SqliteWriter:
         return TxnResult(0, ok, tuple(responses))
 
     # -- jobs: compaction ------------------------------------------------------------
-    def compact(self, revision: int) -> int:
+    def compact(self, revision: int) -> list[bytes]:
+        """Mark ``revision`` compacted; the keys that may have rows to drop (``drop_compacted`` drops them).
+
+        Reads and watches below ``revision`` are refused from this commit on, so rows are dropped
+        afterwards a batch of keys at a time, as etcd's backend compaction works through
+        ``--experimental-compaction-batch-limit`` keys per transaction: in one statement, five minutes
+        of writes at 5,000 nodes held the writer (every write) for 5-10 s.
+        """
         if revision > self.revision:
             raise FutureRevision()
         if revision <= self.compact_revision:
             raise Compacted(max(0, self.compact_revision))
-        conn = self._conn
-        # Only keys written at or after the previous compaction point can have rows to drop.  A
-        # tombstone AT the point stays until the next compaction: a watch from the compaction point
-        # is allowed and must still see that DELETE (etcd issue 18089: etcd dropped it, and a
-        # watcher resumed right at the point silently skipped the delete; etcd PR 18274 keeps it too).
-        conn.execute(
-            "WITH changed AS (SELECT DISTINCT key FROM log WHERE revision >= :old AND revision <= :rev) "
-            "DELETE FROM log WHERE key IN changed AND revision <= :rev AND ((deleted = 1 AND revision < :rev) OR id < "
-            "(SELECT max(l2.id) FROM log l2 WHERE l2.key = log.key AND l2.revision <= :rev))",
-            {"old": self.compact_revision, "rev": revision},
+        # Only keys written at or after the previous compaction point can have rows to drop.
+        rows = self._conn.execute(
+            "SELECT DISTINCT key FROM log WHERE revision >= ? AND revision <= ?", (self.compact_revision, revision)
         )
+        keys = [bytes(row[0]) for row in rows]
         self.compact_revision = revision
+        return keys
+
+    def drop_compacted(self, arg: tuple[list[bytes], int]) -> None:
+        """Drop what compaction at ``revision`` made unreachable, for these keys.
+
+        Per key: every row at or below the point except the newest one there, and that one too if
+        it is a tombstone below the point.  A tombstone AT the point stays until the next
+        compaction: a watch from the compaction point is allowed and must still see that DELETE
+        (etcd issue 18089: etcd dropped it, and a watcher resumed right at the point silently
+        skipped the delete; etcd PR 18274 keeps it too).
+        """
+        keys, revision = arg
+        self._conn.executemany(
+            "DELETE FROM log WHERE key = ?1 AND revision <= ?2 AND ((deleted = 1 AND revision < ?2) OR id < "
+            "(SELECT max(l2.id) FROM log l2 WHERE l2.key = ?1 AND l2.revision <= ?2))",
+            [(key, revision) for key in keys],
+        )
         self._vacuum_pending = True
-        return self.revision
 
     # -- jobs: leases ----------------------------------------------------------------
     def lease_grant(self, arg: tuple[int, int]) -> LeaseGrant:

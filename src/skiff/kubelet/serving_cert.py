@@ -30,12 +30,11 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from skiff.api.certificates import normal_host, subject_alt_names, write_pair
+from skiff.api.certificates import needs_issue, subject_alt_names, write_pair
 
 CERT_NAME = "kubelet.crt"
 KEY_NAME = "kubelet.key"
 _DAYS = 365
-_RENEW_BEFORE = datetime.timedelta(days=1)
 
 
 def ensure_serving_cert(cert_dir: Path, hosts: Sequence[str]) -> tuple[Path, Path]:
@@ -43,23 +42,9 @@ def ensure_serving_cert(cert_dir: Path, hosts: Sequence[str]) -> tuple[Path, Pat
     cert_dir.mkdir(parents=True, exist_ok=True)
     cert_path, key_path = cert_dir / CERT_NAME, cert_dir / KEY_NAME
     wanted = list(dict.fromkeys(["127.0.0.1", "localhost", *hosts]))
-    if _needs_issue(cert_path, key_path, wanted):
+    if needs_issue(cert_path, wanted):  # the key is kubelet.key, beside it
         _issue(cert_path, key_path, wanted)
     return cert_path, key_path
-
-
-def _needs_issue(cert_path: Path, key_path: Path, hosts: Sequence[str]) -> bool:
-    if not (cert_path.exists() and key_path.exists()):
-        return True
-    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-    if cert.not_valid_after_utc - _RENEW_BEFORE < datetime.datetime.now(datetime.UTC):
-        return True
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return True
-    present = {str(v) for v in san.get_values_for_type(x509.IPAddress)} | set(san.get_values_for_type(x509.DNSName))
-    return any(normal_host(h) not in present for h in hosts)
 
 
 def _issue(cert_path: Path, key_path: Path, hosts: Sequence[str]) -> None:

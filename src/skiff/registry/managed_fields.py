@@ -52,6 +52,7 @@ from typing import Any
 
 import orjson
 
+from skiff.api.json_bytes import kept_json, own_size
 from skiff.registry import field_sets
 from skiff.registry.field_sets import EMPTY, FieldSet, Path
 from skiff.registry.field_types import FieldType, root_type, zero_object
@@ -229,6 +230,7 @@ def _decode_fields(raw: Any) -> tuple[FieldSet, bool]:
         _touch(_DECODED, blob)
         return hit
     decoded = field_sets.decode_fields_v1(raw)  # ValueError: not remembered
+    blob = own_size(blob)
     _DECODED[blob] = decoded
     _trim(_DECODED, _MAX_DECODED)
     fields, canonical = decoded
@@ -246,7 +248,7 @@ def _encode_fields(fields: FieldSet) -> dict[str, Any]:
         return out
     out, alone = field_sets.encode_fields_v1(fields)
     if alone:  # (else another set of the same paths may have to come out in another order)
-        _remember_encoding(fields, orjson.dumps(out))
+        _remember_encoding(fields, kept_json(out))
     return out
 
 

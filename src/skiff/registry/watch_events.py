@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from skiff.api.json_bytes import kept_json
 from skiff.registry.resource import Obj
 
 
@@ -27,7 +28,7 @@ class CachedObject:
     pods means gigabytes and seconds-long full collections.
     """
 
-    __slots__ = ("_added", "fields", "key", "labels", "name", "namespace", "raw", "revision")
+    __slots__ = ("fields", "key", "labels", "name", "namespace", "raw", "revision")
 
     def __init__(self, key: str, obj: Obj, revision: int, fields: dict[str, str]) -> None:
         meta = obj.get("metadata") or {}
@@ -38,8 +39,7 @@ class CachedObject:
         labels = meta.get("labels")
         self.labels: dict[str, str] = labels if isinstance(labels, dict) else {}
         self.fields = fields
-        self.raw = orjson.dumps(obj)
-        self._added: bytes | None = None
+        self.raw = kept_json(obj)
 
     @property
     def obj(self) -> Obj:
@@ -48,10 +48,9 @@ class CachedObject:
         return parsed
 
     def added_line(self) -> bytes:
-        """``{"type":"ADDED","object":...}`` for initial events, built once per object version."""
-        if self._added is None:
-            self._added = event_line("ADDED", self.raw)
-        return self._added
+        """``{"type":"ADDED","object":...}`` for initial events: built for each use, not kept (a second
+        copy of every object for the life of the cache, to save a concatenation per initial list)."""
+        return event_line("ADDED", self.raw)
 
 
 class CacheEvent:

@@ -23,6 +23,7 @@ from skiff.api.status import ApiError
 from skiff.registry import cache_watcher
 from skiff.registry.deletion import pod_grace_period
 from skiff.registry.generic import GenericRegistry
+from skiff.registry.keys import object_key
 from skiff.registry.listing import ListQuery, compile_selection
 from skiff.registry.metadata import NAME_ALPHABET
 from skiff.registry.resource import Obj, ResourceInfo, Strategy
@@ -327,6 +328,72 @@ async def test_patch_retries_a_lost_race_and_honours_a_pinned_resource_version(
         return current
 
     assert (await error_of(reg.patch("default", "a", pin_old))).code == 409
+
+
+async def cached_copy(reg: GenericRegistry, name: str, revision: str) -> CachedObject:
+    """The watch cache's copy of configmap ``default/name`` once it has reached ``revision``."""
+    key = object_key(CONFIGMAPS, "default", name)
+    for _ in range(500):
+        cached = reg.cache.cached(key)
+        if cached is not None and str(cached.revision) == revision:
+            return cached
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"the cache never showed {key} at {revision}")
+
+
+async def test_an_update_starts_from_the_cache_and_reads_no_store(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    reg = await env.registry(CONFIGMAPS)
+    created = await reg.create("default", cm("a", n="0"))
+    await cached_copy(reg, "a", rv(created))
+    reads = 0
+    real_get = env.store.get
+
+    async def counting_get(key: bytes, revision: int = 0) -> Any:
+        nonlocal reads
+        reads += 1
+        return await real_get(key, revision)
+
+    monkeypatch.setattr(env.store, "get", counting_get)
+    updated, _ = await reg.update("default", "a", {**created, "data": {"n": "1"}})
+    patched, _ = await reg.patch("default", "a", lambda current: {**(current or {}), "data": {"n": "2"}})
+    assert reads == 0
+    assert int(rv(patched)) > int(rv(updated)) > int(rv(created))
+    assert (await reg.get("default", "a"))["data"] == {"n": "2"}
+
+
+async def test_an_update_from_a_stale_cached_copy_is_judged_on_the_stored_object(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every answer is the one the stored object gives: a lost race, a pinned resourceVersion that only
+    the store knows, and a write that is a no-op only against the old copy."""
+    reg = await env.registry(CONFIGMAPS)
+    created = await reg.create("default", cm("a", n="0"))
+    stale = await cached_copy(reg, "a", rv(created))
+    newer, _ = await reg.update("default", "a", {**created, "data": {"n": "1"}})
+    await cached_copy(reg, "a", rv(newer))
+    monkeypatch.setattr(reg.cache, "cached", lambda key: stale)
+    seen: list[str] = []
+
+    def increment(current: Obj | None) -> Obj:
+        assert current is not None
+        seen.append(current["data"]["n"])
+        current["data"]["n"] = str(int(current["data"]["n"]) + 1)
+        return current
+
+    patched, _ = await reg.patch("default", "a", increment)
+    assert seen == ["0", "1"]  # the stale copy lost the compare-and-swap; the winner came back with it
+    assert patched["data"] == {"n": "2"}
+
+    pinned, _ = await reg.update("default", "a", {**patched, "data": {"n": "3"}})
+    assert pinned["data"] == {"n": "3"}  # the cache's copy is older than the pin: not a 409
+
+    as_stale = {k: v for k, v in stale.obj.items()}
+    as_stale["metadata"] = {k: v for k, v in stale.obj["metadata"].items() if k != "resourceVersion"}
+    rewritten, _ = await reg.update("default", "a", as_stale)  # unchanged from the stale copy only
+    assert rewritten["data"] == {"n": "0"} and int(rv(rewritten)) > int(rv(pinned))
+    assert (await reg.get("default", "a"))["data"] == {"n": "0"}
+
+    assert (await error_of(reg.update("default", "a", {**stale.obj, "data": {"n": "9"}}))).code == 409
 
 
 async def test_patch_can_create_a_missing_object(env: Env) -> None:

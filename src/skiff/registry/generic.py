@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from skiff.api.copying import deep_copy
@@ -58,7 +58,7 @@ from skiff.api.name_rules import name_is_path_segment
 from skiff.api.status import MODIFIED, ApiError, Cause, already_exists, bad_request, conflict, invalid, not_found
 from skiff.registry import deletion, managed_fields, validation
 from skiff.registry.admission.chain import AdmissionChain, Attributes, Operation
-from skiff.registry.encrypted_store import is_stale
+from skiff.registry.encrypted_store import EncryptedStore, is_stale
 from skiff.registry.keys import list_prefix, object_key
 from skiff.registry.list_reads import StoreLists, page_from_cache
 from skiff.registry.listing import (
@@ -93,9 +93,22 @@ from skiff.registry.watch_events import error_line
 from skiff.registry.write_hooks import NoHooks, WriteHooks
 from skiff.store.errors import Conflict, KeyExists, KeyNotFound
 from skiff.store.protocol import Store
+from skiff.store.types import KeyValue
 
 #: Attempts of a read-modify-write before a lost race is reported as 409.
 MAX_ATTEMPTS = 5
+
+
+@dataclass(slots=True)
+class _State:
+    """The object an update attempt starts from: as the API shows it, its mod revision, and whether it
+    must be rewritten even unchanged (stored under an old encryption key)."""
+
+    obj: Obj
+    mod_revision: int
+    rewrite: bool
+
+
 #: Upstream's maxNameGenerationCreateAttempts.
 NAME_GENERATION_ATTEMPTS = 8
 
@@ -305,56 +318,78 @@ class GenericRegistry:
     async def _guaranteed_update(
         self, namespace: str | None, name: str, produce: Mutate, subresource: str, dry_run: bool, allow_create: bool
     ) -> tuple[Obj, bool]:
-        """storage.GuaranteedUpdate: read, build the new object, compare-and-swap; re-run on a lost race."""
+        """storage.GuaranteedUpdate: read, build the new object, compare-and-swap; re-run on a lost race.
+
+        The first attempt starts from the watch cache's copy when it has one (upstream's cacher hands its
+        object down as ``cachedExistingObject``): the compare-and-swap on its mod revision catches a copy
+        that is a moment old, and the lost race's answer is the current object, so the usual update costs
+        no store read.  A stale copy is never the reason for an answer: an error or a no-op found on it is
+        checked again on the object read from the store, as upstream's etcd3 store does.
+        """
         namespace = self._namespace(namespace)
         key = self._key(namespace, name)
+        state = None if dry_run else self._cached_state(key)
         for _ in range(self.max_attempts):
-            kv = await self.store.get(key)
-            if kv is None:
-                if not allow_create:
-                    raise self._not_found(name)
-                created = await self._prepare_create(namespace, self._named(produce(None), name), dry_run)
-                try:
-                    return await self._write_new(created, dry_run), True
-                except ApiError as err:
-                    if err.code == 409:
-                        continue  # created meanwhile: update it instead
+            fresh = state is None
+            if state is None:
+                kv = await self.store.get(key)
+                if kv is None:
+                    if not allow_create:
+                        raise self._not_found(name)
+                    created = await self._prepare_create(namespace, self._named(produce(None), name), dry_run)
+                    try:
+                        return await self._write_new(created, dry_run), True
+                    except ApiError as err:
+                        if err.code == 409:
+                            continue  # created meanwhile: update it instead
+                        raise
+                state = _State(decode(kv.value, kv.mod_revision), kv.mod_revision, is_stale(self.store, kv))
+            current, mod_revision = state.obj, state.mod_revision
+            try:
+                new = produce(deep_copy(current))
+                if not isinstance(new, dict):
+                    raise bad_request("the body of the request must be an object")
+                pinned = resource_version_of(new)
+                if pinned and pinned != str(mod_revision):
+                    raise self._conflict(name)
+                if not pinned:
+                    set_resource_version(new, mod_revision)  # unconditional: as if the client had read it
+                self._prepare_update(namespace, name, new, current, subresource)
+                attrs = self._attrs(Operation.UPDATE, new, current, subresource=subresource, dry_run=dry_run)
+                await self.admission.admit(attrs)
+                self._validate_update(name, new, current, subresource)
+            except ApiError:
+                if fresh:
                     raise
-            current = decode(kv.value, kv.mod_revision)
-            new = produce(deep_copy(current))
-            if not isinstance(new, dict):
-                raise bad_request("the body of the request must be an object")
-            pinned = resource_version_of(new)
-            if pinned and pinned != str(kv.mod_revision):
-                raise self._conflict(name)
-            if not pinned:
-                set_resource_version(new, kv.mod_revision)  # unconditional: as if the client had read it
-            self._prepare_update(namespace, name, new, current, subresource)
-            attrs = self._attrs(Operation.UPDATE, new, current, subresource=subresource, dry_run=dry_run)
-            await self.admission.admit(attrs)
-            self._validate_update(name, new, current, subresource)
+                state = None  # judged on the cache's copy: judge again on the stored object
+                continue
             if deletion.should_delete_during_update(new, current):
                 await self.admission.validate(attrs)
                 if dry_run:
                     return new, False
                 try:
-                    await self.store.delete(key, kv.mod_revision)
+                    await self.store.delete(key, mod_revision)
                 except (Conflict, KeyNotFound):
+                    state = None
                     continue
                 await self.hooks.after_delete(current)
                 return new, False
-            if same_object(new, current) and not is_stale(self.store, kv):
+            if same_object(new, current) and not state.rewrite:
+                if not fresh:
+                    state = None  # unchanged from the cache's copy, maybe not from the stored object
+                    continue
                 return current, False  # unchanged, and stored under the current encryption key
             finish = await self.hooks.begin_update(new, current, dry_run)
             written = False
             try:
                 await self.admission.validate(attrs)
                 if dry_run:
-                    set_resource_version(new, kv.mod_revision)
+                    set_resource_version(new, mod_revision)
                     return new, False
                 try:
-                    revision = await self.store.update(key, encode(new), kv.mod_revision)
-                except (Conflict, KeyNotFound):
+                    revision = await self.store.update(key, encode(new), mod_revision)
+                except (Conflict, KeyNotFound) as lost:
+                    state = self._winner(lost)
                     continue
                 written = True
             finally:
@@ -362,6 +397,24 @@ class GenericRegistry:
             set_resource_version(new, revision)
             return new, False
         raise self._conflict(name)
+
+    def _cached_state(self, key: bytes) -> _State | None:
+        """The watch cache's copy of ``key`` to start an update from; None to read the store.
+
+        Not for encrypted resources: whether an unchanged object must still be rewritten under the current
+        key is known only from the stored bytes.
+        """
+        if isinstance(self.store, EncryptedStore):
+            return None
+        cached = self.cache.cached(key.decode())
+        return None if cached is None else _State(cached.obj, cached.revision, False)
+
+    def _winner(self, lost: Conflict | KeyNotFound) -> _State | None:
+        """What won a lost compare-and-swap (the txn's failure branch read it), or None to read the store."""
+        kv = lost.current if isinstance(lost, Conflict) else None
+        if not isinstance(kv, KeyValue) or isinstance(self.store, EncryptedStore):
+            return None  # deleted meanwhile, or sealed bytes
+        return _State(decode(kv.value, kv.mod_revision), kv.mod_revision, False)
 
     @staticmethod
     def _named(obj: Obj, name: str) -> Obj:

@@ -34,7 +34,8 @@ Semantics, all as upstream:
   one it is unconditional.  An update that changes nothing is not written.
 * ``patch`` is a read-mutate-compare-and-swap loop: a lost race re-reads and
   re-applies ``mutate`` (up to ``max_attempts``); a resourceVersion the patch
-  pins that no longer matches is a 409.
+  pins that no longer matches is a 409.  Update and patch read from the watch
+  cache first (see ``_guaranteed_update``).
 * Deletion rules (finalizers, graceful deletion, preconditions): ``deletion``.
   An update that removes the last finalizer of an object being deleted
   deletes it.  Delete answers with the object (last state, last
@@ -101,12 +102,14 @@ MAX_ATTEMPTS = 5
 
 @dataclass(slots=True)
 class _State:
-    """The object an update attempt starts from: as the API shows it, its mod revision, and whether it
-    must be rewritten even unchanged (stored under an old encryption key)."""
+    """The object an update attempt starts from: as the API shows it, its mod revision, whether it
+    must be rewritten even unchanged (stored under an old encryption key), and whether it came from the
+    store (a read, or a lost race's answer) rather than the watch cache."""
 
     obj: Obj
     mod_revision: int
-    rewrite: bool
+    rewrite: bool = False
+    fresh: bool = True
 
 
 #: Upstream's maxNameGenerationCreateAttempts.
@@ -330,7 +333,6 @@ class GenericRegistry:
         key = self._key(namespace, name)
         state = None if dry_run else self._cached_state(key)
         for _ in range(self.max_attempts):
-            fresh = state is None
             if state is None:
                 kv = await self.store.get(key)
                 if kv is None:
@@ -359,7 +361,7 @@ class GenericRegistry:
                 await self.admission.admit(attrs)
                 self._validate_update(name, new, current, subresource)
             except ApiError:
-                if fresh:
+                if state.fresh:
                     raise
                 state = None  # judged on the cache's copy: judge again on the stored object
                 continue
@@ -375,7 +377,7 @@ class GenericRegistry:
                 await self.hooks.after_delete(current)
                 return new, False
             if same_object(new, current) and not state.rewrite:
-                if not fresh:
+                if not state.fresh:
                     state = None  # unchanged from the cache's copy, maybe not from the stored object
                     continue
                 return current, False  # unchanged, and stored under the current encryption key
@@ -407,14 +409,14 @@ class GenericRegistry:
         if isinstance(self.store, EncryptedStore):
             return None
         cached = self.cache.cached(key.decode())
-        return None if cached is None else _State(cached.obj, cached.revision, False)
+        return None if cached is None else _State(cached.obj, cached.revision, fresh=False)
 
     def _winner(self, lost: Conflict | KeyNotFound) -> _State | None:
         """What won a lost compare-and-swap (the txn's failure branch read it), or None to read the store."""
         kv = lost.current if isinstance(lost, Conflict) else None
         if not isinstance(kv, KeyValue) or isinstance(self.store, EncryptedStore):
             return None  # deleted meanwhile, or sealed bytes
-        return _State(decode(kv.value, kv.mod_revision), kv.mod_revision, False)
+        return _State(decode(kv.value, kv.mod_revision), kv.mod_revision)
 
     @staticmethod
     def _named(obj: Obj, name: str) -> Obj:

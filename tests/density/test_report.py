@@ -16,7 +16,7 @@ from skiff.density.config import DensityConfig
 from skiff.density.observe import PodTracker, ProcessSampler
 from skiff.density.report import REQUIRED_KEYS, build_report, render_markdown, write_report
 
-PHASES = {"nodes_ready": 12.5, "create": 25.0, "running": 1.5, "churn": 10.0, "delete": 8.0}
+PHASES = {"nodes_ready": 12.5, "create": 25.0, "running": 1.5, "pods_running": 26.5, "churn": 10.0, "delete": 8.0}
 
 
 def observers(pods: int = 20) -> tuple[PodTracker, ProcessSampler, ApiLatency]:
@@ -196,3 +196,20 @@ def test_nan_never_reaches_the_report(tmp_path: Path) -> None:
         return []
 
     assert all(math.isfinite(f) for f in floats(report))
+
+
+def test_a_running_phase_cut_short_gives_no_time_to_all_running(tmp_path: Path) -> None:
+    """Interrupted while waiting for pods (SIGINT, a timeout): the phase has a length, but not every pod ran."""
+    interrupted = {"nodes_ready": 12.5, "create": 25.0, "running": 3.0}
+    tracker, sampler, latency = observers()
+    report = build_report(
+        config=DensityConfig(nodes=2, pods_per_node=10, out=tmp_path),
+        tracker=tracker,
+        sampler=sampler,
+        latency=latency,
+        phases=interrupted,
+        churn={},
+        extra={"failure": "interrupted by SIGINT"},
+    )
+    assert report["pods_running_s"] is None
+    assert report["phases"]["running"] == 3.0

@@ -72,9 +72,7 @@ def build_report(
         "mutating": latency.mutating_p99(),
         "list": latency.list_p99(),
     }
-    pods_running = phases.get("pods_running")
-    if pods_running is None and "create" in phases and "running" in phases:
-        pods_running = phases["create"] + phases["running"]
+    pods_running = phases.get("pods_running")  # set only when the running phase ended with every pod Running
     starts = phase_starts or {}
     report: dict[str, Any] = {
         "nodes": config.nodes,

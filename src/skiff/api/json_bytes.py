@@ -5,7 +5,7 @@ buffer back as the ``bytes`` object, however short the JSON: a 1 KiB Event
 kept as its ``dumps`` output holds 8 KiB of memory (measured: 8,170 bytes of
 RSS per 1 KiB document, 1,129 once copied).  Transient bytes — request
 bodies, values on their way to the store — do not matter; bytes a cache keeps
-for every object do (150,000 pods and 340,000 Events were ~4 GiB of an API
+for every object do (150,000 pods and 340,000 Events: some 3 GiB of an API
 server's 5.2).  One copy of the length of the JSON costs well under a
 microsecond per KiB.
 """

@@ -98,6 +98,10 @@ from skiff.store.types import KeyValue
 
 #: Attempts of a read-modify-write before a lost race is reported as 409.
 MAX_ATTEMPTS = 5
+#: Upstream's maxNameGenerationCreateAttempts.
+NAME_GENERATION_ATTEMPTS = 8
+
+Mutate = Callable[[Obj | None], Obj]
 
 
 @dataclass(slots=True)
@@ -110,12 +114,6 @@ class _State:
     mod_revision: int
     rewrite: bool = False
     fresh: bool = True
-
-
-#: Upstream's maxNameGenerationCreateAttempts.
-NAME_GENERATION_ATTEMPTS = 8
-
-Mutate = Callable[[Obj | None], Obj]
 
 
 def new_uid() -> str:

@@ -125,7 +125,7 @@ async def test_a_large_yaml_body_does_not_hold_other_requests(apiserver: Running
 
     Counted, not timed: reads one after another for as long as the create is in flight (at most 500).  Were
     the YAML decoded on the event loop, every read sent after the body arrived would wait behind the decode,
-    so only the one or two sent before it would be answered while the create is pending (2 with the old
+    so only the one or two sent before it would be answered while the create is pending (1 with the old
     code); decoded on a thread, reads keep being answered throughout (40-50+ here, fewer on a busy machine).
     """
     body = big_block_yaml("big-yaml")

@@ -387,8 +387,8 @@ async def test_an_update_from_a_stale_cached_copy_is_judged_on_the_stored_object
     pinned, _ = await reg.update("default", "a", {**patched, "data": {"n": "3"}})
     assert pinned["data"] == {"n": "3"}  # the cache's copy is older than the pin: not a 409
 
-    as_stale = {k: v for k, v in stale.obj.items()}
-    as_stale["metadata"] = {k: v for k, v in stale.obj["metadata"].items() if k != "resourceVersion"}
+    as_stale = stale.obj  # a fresh dict
+    del as_stale["metadata"]["resourceVersion"]
     rewritten, _ = await reg.update("default", "a", as_stale)  # unchanged from the stale copy only
     assert rewritten["data"] == {"n": "0"} and int(rv(rewritten)) > int(rv(pinned))
     assert (await reg.get("default", "a"))["data"] == {"n": "0"}
